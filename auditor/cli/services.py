@@ -1,0 +1,60 @@
+"""`kp-audit services`: the Service model of one mode, as a table or as JSON."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from auditor.errors import InputError
+from auditor.model import ServiceModel
+from auditor.normalize.iptables import normalize_iptables
+from auditor.parse.iptables_save import read_iptables_save
+from auditor.report.services_json import render_services_json
+
+
+class ServicesFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("services")(services)
+
+
+def services(
+    iptables_save: str | None = typer.Option(None, "--iptables-save", metavar="FILE", help="iptables-save output (IPv4); - for stdin."),
+    ip6tables_save: str | None = typer.Option(None, "--ip6tables-save", metavar="FILE", help="ip6tables-save output (IPv6)."),
+    nft_json: str | None = typer.Option(None, "--nft-json", metavar="FILE", help="`nft -j list ruleset` output; - for stdin."),
+    output_format: ServicesFormat = typer.Option(ServicesFormat.TABLE, "--format", "-f", help="Output format."),
+) -> None:
+    """Print what this node does with each Service port: frontends, outcome, endpoints."""
+    iptables_files = [f for f in (iptables_save, ip6tables_save) if f]
+    if bool(iptables_files) == bool(nft_json):
+        raise InputError("kp-audit services", "give --iptables-save/--ip6tables-save FILE, or --nft-json FILE (one mode)")
+    model = _iptables_model(iptables_save, ip6tables_save) if iptables_files else _nft_model(nft_json or "-")
+    if output_format is ServicesFormat.JSON:
+        typer.echo(render_services_json(model), nl=False)
+    else:
+        from auditor.report.services_table import print_services_table
+
+        print_services_table(model)
+
+
+def _iptables_model(v4: str | None, v6: str | None) -> ServiceModel:
+    dumps = []
+    if v4:
+        dumps.append(read_iptables_save(v4))
+    if v6:
+        dumps.append(read_iptables_save(v6, ipv6=True))
+    return normalize_iptables(dumps)
+
+
+def _nft_model(path: str) -> ServiceModel:
+    from auditor.normalize.nftables import normalize_nftables
+    from auditor.parse.nft_json import read_nft_json
+
+    if path != "-" and not Path(path).exists():
+        raise InputError(path, "no such file")
+    return normalize_nftables(read_nft_json(path), require_table=True)
