@@ -7,7 +7,7 @@ from the rest of the package.
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -121,7 +121,7 @@ class Frontend:
     origin: tuple[RuleRef, ...] = field(default=(), compare=False)
 
     @property
-    def sort_key(self) -> tuple[str, tuple[int, int], int]:
+    def sort_key(self) -> tuple[str, tuple[int, bytes], int]:
         return (self.kind.value, address_sort_key(self.address), self.port)
 
 
@@ -201,19 +201,18 @@ class ServiceModel:
         raise KeyError((name, protocol, family))
 
 
-def address_sort_key(address: str | None) -> tuple[int, int]:
-    """Numeric order for addresses (IPv4 before IPv6; None first), string-free and total."""
+def address_sort_key(address: str | None) -> tuple[int, bytes]:
+    """Numeric order for addresses and prefixes (None first, then IPv4, then IPv6)."""
     if address is None:
-        return (0, 0)
+        return (0, b"")
+    text, _, prefix = address.partition("/")
+    family = socket.AF_INET6 if ":" in text else socket.AF_INET
     try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        try:
-            net = ipaddress.ip_network(address, strict=False)
-        except ValueError:
-            return (9, 0)
-        return (net.version, int(net.network_address) << 8 | net.prefixlen)
-    return (ip.version, int(ip) << 8 | ip.max_prefixlen)
+        packed = socket.inet_pton(family, text)
+    except OSError:
+        return (9, address.encode())
+    length = int(prefix) if prefix.isdigit() else 8 * len(packed)
+    return (4 if family == socket.AF_INET else 6, packed + bytes((length,)))
 
 
 def sorted_endpoints(endpoints: list[Endpoint] | tuple[Endpoint, ...]) -> tuple[Endpoint, ...]:

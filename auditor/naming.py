@@ -8,6 +8,7 @@ kube-proxy-shaped rules. (FORMATS.md section 1.)
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import ipaddress
 
@@ -16,8 +17,9 @@ NFT_CHAIN_NAME_BASE_MAX = 240
 
 
 def _hash32(text: str, length: int) -> str:
+    """The first `length` base32 characters of sha256(text) (5 bits each, so encode just enough bytes)."""
     digest = hashlib.sha256(text.encode()).digest()
-    return base64.b32encode(digest).decode()[:length]
+    return base64.b32encode(digest[: (length * 5 + 7) // 8]).decode()[:length]
 
 
 def service_port_name(namespace: str, name: str, port_name: str) -> str:
@@ -56,9 +58,7 @@ def nft_service_chain_base(namespace: str, name: str, protocol: str, port_name: 
     return nft_hash_and_truncate(f"{namespace}/{name}/{protocol}/{port_name}")
 
 
-def nft_endpoint_chain_base(
-    namespace: str, name: str, protocol: str, port_name: str, address: str, port: int
-) -> str:
+def nft_endpoint_chain_base(namespace: str, name: str, protocol: str, port_name: str, address: str, port: int) -> str:
     """`servicePortEndpointChainNameBase`: ``ns/svc/proto/port__ip/port``, ':' in IPs as '.'."""
     ep = f"{address.replace(':', '.')}/{port}"
     return nft_hash_and_truncate(f"{namespace}/{name}/{protocol}/{port_name}__{ep}")
@@ -69,6 +69,7 @@ def is_ipv6(address: str) -> bool:
     return ":" in address
 
 
+@functools.lru_cache(maxsize=65536)
 def canonical_address(text: str) -> str:
     """An address with a host prefix dropped (``10.1.2.3/32`` -> ``10.1.2.3``), a network as
     ``addr/len`` (``10.0.0.0/255.0.0.0`` -> ``10.0.0.0/8``); anything else as given."""

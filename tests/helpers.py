@@ -48,13 +48,17 @@ class Namespace:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def run(self, argv: Sequence[str], stdin: str | bytes | None = None, check: bool = True, timeout: float = 120) -> str:
+    def run(
+        self, argv: Sequence[str], stdin: str | bytes | None = None, check: bool = True, timeout: float = 120
+    ) -> str:
         data = stdin.encode() if isinstance(stdin, str) else stdin
         proc = subprocess.run(
             ["ip", "netns", "exec", self.name, *argv], input=data, capture_output=True, timeout=timeout
         )
         if check and proc.returncode != 0:
-            raise AssertionError(f"{' '.join(argv)} failed in {self.name} (rc={proc.returncode}): {proc.stderr.decode()[-2000:]}")
+            raise AssertionError(
+                f"{' '.join(argv)} failed in {self.name} (rc={proc.returncode}): {proc.stderr.decode()[-2000:]}"
+            )
         return proc.stdout.decode()
 
 

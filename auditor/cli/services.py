@@ -24,15 +24,23 @@ def register(app: typer.Typer) -> None:
 
 
 def services(
-    iptables_save: str | None = typer.Option(None, "--iptables-save", metavar="FILE", help="iptables-save output (IPv4); - for stdin."),
-    ip6tables_save: str | None = typer.Option(None, "--ip6tables-save", metavar="FILE", help="ip6tables-save output (IPv6)."),
-    nft_json: str | None = typer.Option(None, "--nft-json", metavar="FILE", help="`nft -j list ruleset` output; - for stdin."),
+    iptables_save: str | None = typer.Option(
+        None, "--iptables-save", metavar="FILE", help="iptables-save output (IPv4); - for stdin."
+    ),
+    ip6tables_save: str | None = typer.Option(
+        None, "--ip6tables-save", metavar="FILE", help="ip6tables-save output (IPv6)."
+    ),
+    nft_json: str | None = typer.Option(
+        None, "--nft-json", metavar="FILE", help="`nft -j list ruleset` output; - for stdin."
+    ),
     output_format: ServicesFormat = typer.Option(ServicesFormat.TABLE, "--format", "-f", help="Output format."),
 ) -> None:
     """Print what this node does with each Service port: frontends, outcome, endpoints."""
     iptables_files = [f for f in (iptables_save, ip6tables_save) if f]
     if bool(iptables_files) == bool(nft_json):
-        raise InputError("kp-audit services", "give --iptables-save/--ip6tables-save FILE, or --nft-json FILE (one mode)")
+        raise InputError(
+            "kp-audit services", "give --iptables-save/--ip6tables-save FILE, or --nft-json FILE (one mode)"
+        )
     model = _iptables_model(iptables_save, ip6tables_save) if iptables_files else _nft_model(nft_json or "-")
     if output_format is ServicesFormat.JSON:
         typer.echo(render_services_json(model), nl=False)
@@ -57,4 +65,5 @@ def _nft_model(path: str) -> ServiceModel:
 
     if path != "-" and not Path(path).exists():
         raise InputError(path, "no such file")
-    return normalize_nftables(read_nft_json(path), require_table=True)
+    model: ServiceModel = normalize_nftables(read_nft_json(path), require_table=True)
+    return model

@@ -22,13 +22,14 @@ from auditor.model import (
     HealthCheckNodePort,
     IPFamily,
     Masquerade,
+    Protocol,
     ProxyMode,
     Result,
     RuleRef,
     ServiceModel,
     ServicePort,
     Unmodelled,
-    Protocol,
+    address_sort_key,
     sorted_endpoints,
     sorted_frontends,
     sorted_services,
@@ -42,12 +43,13 @@ from auditor.normalize.iptables_facts import (
     IN_IFACE,
     MARK,
     NFACCT,
-    PROBABILITY,
     PROTO,
     RECENT,
     SRC,
     SRC_TYPE,
     Facts,
+    endpoint_of,
+    pick_of,
     read_facts,
 )
 from auditor.parse.iptables_save import IptablesDump
@@ -91,8 +93,7 @@ def normalize_iptables(dumps: Sequence[IptablesDump]) -> ServiceModel:
         local_traffic += [t for t in walk.local_traffic if t not in local_traffic]
         if walk.has_state and walk.family not in families:
             families.append(walk.family)
-    if "local" in node_port_addresses:
-        node_port_addresses = ["local"] + [a for a in node_port_addresses if a != "local"]
+    node_port_addresses = sorted(node_port_addresses, key=lambda a: (a != "local", address_sort_key(a)))
     rules_seen = sum(dump.rule_count for dump in dumps)
     return ServiceModel(
         mode=ProxyMode.IPTABLES,
@@ -145,7 +146,7 @@ class _Block:
 class _Policy:
     """What a KUBE-SVC / KUBE-SVL chain does: endpoint shares, affinity, masquerade rules."""
 
-    endpoints: list[Endpoint] = field(default_factory=list)
+    endpoints: tuple[Endpoint, ...] = ()
     affinity_seconds: int | None = None
     masquerade: list[Facts] = field(default_factory=list)
     lost_share: float = 0.0
@@ -174,6 +175,7 @@ class _FamilyWalk:
 
     def __init__(self, dump: IptablesDump) -> None:
         self.dump = dump
+        self._tables = {name: table.chains for name, table in dump.tables.items()}
         self.family = IPFamily.IPV6 if dump.ipv6 else IPFamily.IPV4
         self.unmodelled: dict[tuple[str, int], Unmodelled] = {}
         self.visited: set[tuple[str, str]] = set()
@@ -190,14 +192,16 @@ class _FamilyWalk:
 
     # -- bookkeeping -----------------------------------------------------------------------
 
+    def _lines(self, table: str, chain: str) -> list[tuple[int, str]]:
+        """The (line, text) of every rule in a chain, marking the chain as accounted for."""
+        self.visited.add((table, chain))
+        found = self._tables.get(table, {}).get(chain)
+        return found.lines if found is not None else []
+
     def _facts(self, table: str, chain: str, prefix: str = "") -> list[Facts]:
         """Facts of every rule in a chain, marking the chain as accounted for."""
-        self.visited.add((table, chain))
-        found = self.dump.chain(table, chain)
-        if found is None:
-            return []
         source = self.dump.source
-        return [read_facts(text, line, table, source, prefix) for line, text in found.lines]
+        return [read_facts(text, line, table, source, prefix) for line, text in self._lines(table, chain)]
 
     def _skip(self, table: str, chain: str, rule: Facts, reason: str) -> None:
         key = (self.dump.source, rule.line)
@@ -269,7 +273,11 @@ class _FamilyWalk:
             target = rule.target or ""
             if target == "KUBE-NODEPORTS":
                 self._nodeports_jump(rule)
-            elif target.startswith(("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-")) and rule.conditions == PROTO | DST | DPORT and not rule.dst_negated:
+            elif (
+                target.startswith(("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-"))
+                and rule.conditions == PROTO | DST | DPORT
+                and not rule.dst_negated
+            ):
                 self._add_dispatch(found, chain, rule, rule.dst)
             else:
                 self._unknown("nat", chain, rule, "not a Service dispatch rule kube-proxy writes")
@@ -280,19 +288,21 @@ class _FamilyWalk:
                 self._unknown("nat", chain, rule, "not a NodePort dispatch rule kube-proxy writes")
             elif rule.conditions == PROTO | DPORT:
                 self._add_dispatch(found, chain, rule, None)
-            elif rule.conditions & ~NFACCT == PROTO | DPORT | DST and rule.dst == "127.0.0.0/8" and not rule.dst_negated:
-                self.localhost_node_ports = True  # the localhost twin of the rule that follows
+            elif (
+                rule.conditions & ~NFACCT == PROTO | DPORT | DST and rule.dst == "127.0.0.0/8" and not rule.dst_negated
+            ):
+                pass  # the localhost twin of the next rule, there to count localhost NodePort traffic
             else:
                 self._unknown("nat", chain, rule, "NodePort rule with conditions kp-audit does not model")
         return list(found.values())
 
-    def _add_dispatch(
-        self, found: dict[_Key, _Dispatch], chain: str, rule: Facts, address: str | None
-    ) -> None:
+    def _add_dispatch(self, found: dict[_Key, _Dispatch], chain: str, rule: Facts, address: str | None) -> None:
         assert rule.protocol is not None and rule.dport is not None and rule.target is not None
         key = (rule.protocol, address, rule.dport)
         if key in found:
-            self._skip("nat", chain, rule, f"shadowed by line {found[key].rule.line}, which matches the same traffic first")
+            self._skip(
+                "nat", chain, rule, f"shadowed by line {found[key].rule.line}, which matches the same traffic first"
+            )
             return
         kind, certain, name = _dispatch_kind(rule.target, rule.comment, address is None)
         if name is not None and iptables_service_hash(name, rule.protocol) != rule.target[-16:]:
@@ -357,7 +367,11 @@ class _FamilyWalk:
             else:
                 kind = FrontendKind.LOAD_BALANCER if chain == "KUBE-PROXY-FIREWALL" else FrontendKind.EXTERNAL_IP
             return _Block(chain, verdict, kind, rule.protocol, rule.dst, rule.dport, name, rule)
-        if chain == "KUBE-EXTERNAL-SERVICES" and rule.conditions == PROTO | DPORT | DST_TYPE and rule.dst_type == "LOCAL":
+        if (
+            chain == "KUBE-EXTERNAL-SERVICES"
+            and rule.conditions == PROTO | DPORT | DST_TYPE
+            and rule.dst_type == "LOCAL"
+        ):
             return _Block(chain, verdict, FrontendKind.NODE_PORT, rule.protocol, None, rule.dport, name, rule)
         return None
 
@@ -385,16 +399,22 @@ class _FamilyWalk:
                 self._skip("nat", d.chain, d.rule, "dispatched, but no DNAT follows and no filter rule drops it")
                 return None
             return Frontend(
-                d.kind, d.address, d.port, block.verdict, source_ranges=ranges,
-                local_only=local_only or block.verdict is Result.DROP, short_circuit=short_circuit,
-                kind_certain=d.kind_certain, origin=tuple(origin),
+                d.kind,
+                d.address,
+                d.port,
+                block.verdict,
+                source_ranges=ranges,
+                local_only=local_only or block.verdict is Result.DROP,
+                short_circuit=short_circuit,
+                kind_certain=d.kind_certain,
+                origin=tuple(origin),
             )
         return Frontend(
             d.kind,
             d.address,
             d.port,
             Result.DNAT,
-            endpoints=sorted_endpoints(policy.endpoints),
+            endpoints=tuple(policy.endpoints),
             affinity_seconds=policy.affinity_seconds,
             source_ranges=ranges,
             local_only=local_only,
@@ -410,7 +430,7 @@ class _FamilyWalk:
         if ext is not None and ext.masquerade_node:
             return Masquerade.NODE_SOURCES
         for rule in policy.masquerade:
-            if rule.dst is not None and rule.dst != d.address or rule.dport is not None and rule.dport != d.port:
+            if (rule.dst is not None and rule.dst != d.address) or (rule.dport is not None and rule.dport != d.port):
                 continue
             if rule.conditions & (SRC | IN_IFACE) == 0:
                 return Masquerade.ALL
@@ -464,56 +484,81 @@ class _FamilyWalk:
         policy = self._policies[chain] = _Policy()
         remaining = 1.0
         shares: dict[tuple[str, int], float] = {}
-        for rule in self._facts("nat", chain, "SVC"):
+        for line, text in self._lines("nat", chain):
+            pick = pick_of(text) if remaining > PROBABILITY_TOLERANCE else None
+            if pick is not None:  # the bulk of every dump: one endpoint's share
+                probability, target = pick
+                endpoint = self._endpoint(target)
+                share = remaining if probability is None else remaining * probability
+                remaining -= share
+                if endpoint is None:
+                    policy.lost_share += share
+                    self._skip(
+                        "nat",
+                        chain,
+                        read_facts(text, line, "nat", self.dump.source),
+                        "endpoint chain has no DNAT kp-audit understands",
+                    )
+                else:
+                    shares[endpoint] = shares.get(endpoint, 0.0) + share
+                continue
+            rule = read_facts(text, line, "nat", self.dump.source, "SVC")
             target = rule.target or ""
             if remaining <= PROBABILITY_TOLERANCE:
                 self._skip("nat", chain, rule, "unreachable: follows the last endpoint rule")
             elif target == "KUBE-MARK-MASQ" and rule.conditions & ~(PROTO | DST | DPORT | SRC | IN_IFACE) == 0:
-                if rule.conditions & (SRC | IN_IFACE) and not (rule.src_negated or (rule.in_iface or "").startswith("!")):
-                    self._unknown("nat", chain, rule, "masquerade rule with a source match kp-audit does not model")
-                    continue
-                policy.masquerade.append(rule)
-                if rule.conditions & SRC and rule.src:
-                    self._add_local_traffic(rule.src)
-                elif rule.conditions & IN_IFACE:
-                    self._add_local_traffic("iif " + (rule.in_iface or "").lstrip("!"))
-            elif target.startswith("KUBE-SEP-") and rule.conditions == RECENT and rule.recent and rule.recent[0] == "rcheck":
-                if self._endpoint(target) is None:
-                    self._skip("nat", chain, rule, "affinity rule for an endpoint chain without a DNAT")
-                    continue
-                seconds = rule.recent[2]
-                if policy.affinity_seconds not in (None, seconds):
-                    self._skip("nat", chain, rule, f"affinity timeout {seconds}s differs from {policy.affinity_seconds}s")
-                    continue
-                policy.affinity_seconds = seconds
-            elif target.startswith("KUBE-SEP-") and rule.conditions & ~PROBABILITY == 0:
-                endpoint = self._endpoint(target)
-                share = remaining * (rule.probability if rule.probability is not None else 1.0)
-                remaining -= share
-                if endpoint is None:
-                    policy.lost_share += share
-                    self._skip("nat", chain, rule, "endpoint chain has no DNAT kp-audit understands")
-                    continue
-                shares[endpoint] = shares.get(endpoint, 0.0) + share
+                self._policy_masquerade(chain, rule, policy)
+            elif (
+                target.startswith("KUBE-SEP-")
+                and rule.conditions == RECENT
+                and rule.recent
+                and rule.recent[0] == "rcheck"
+            ):
+                self._policy_affinity(chain, rule, policy)
             else:
                 self._unknown("nat", chain, rule, "not an endpoint-selection rule kube-proxy writes")
-        policy.endpoints = [Endpoint(address, port, share) for (address, port), share in shares.items()]
+        policy.endpoints = sorted_endpoints(
+            [Endpoint(address, port, share) for (address, port), share in shares.items()]
+        )
         return policy
+
+    def _policy_masquerade(self, chain: str, rule: Facts, policy: _Policy) -> None:
+        if rule.conditions & (SRC | IN_IFACE) and not (rule.src_negated or (rule.in_iface or "").startswith("!")):
+            self._unknown("nat", chain, rule, "masquerade rule with a source match kp-audit does not model")
+            return
+        policy.masquerade.append(rule)
+        if rule.conditions & SRC and rule.src:
+            self._add_local_traffic(rule.src)
+        elif rule.conditions & IN_IFACE:
+            self._add_local_traffic("iif " + (rule.in_iface or "").lstrip("!"))
+
+    def _policy_affinity(self, chain: str, rule: Facts, policy: _Policy) -> None:
+        assert rule.recent is not None and rule.target is not None
+        if self._endpoint(rule.target) is None:
+            self._skip("nat", chain, rule, "affinity rule for an endpoint chain without a DNAT")
+            return
+        seconds = rule.recent[2]
+        if policy.affinity_seconds not in (None, seconds):
+            self._skip("nat", chain, rule, f"affinity timeout {seconds}s differs from {policy.affinity_seconds}s")
+            return
+        policy.affinity_seconds = seconds
 
     def _endpoint(self, chain: str) -> tuple[str, int] | None:
         """The DNAT destination of a KUBE-SEP chain."""
         if chain in self._endpoints:
             return self._endpoints[chain]
-        destination: tuple[str, int] | None = None
-        for rule in self._facts("nat", chain, "SEP"):
-            if rule.target == "KUBE-MARK-MASQ" and rule.conditions == SRC and not rule.src_negated:
-                continue  # hairpin: an endpoint talking to its own Service is masqueraded
-            if rule.target == "DNAT" and rule.conditions & ~RECENT == PROTO and destination is None:
-                parsed = _host_port(rule.to_destination)
-                if parsed is not None and (rule.recent is None or rule.recent[0] == "set"):
-                    destination = parsed
-                    continue
-            self._unknown("nat", chain, rule, "not an endpoint rule kube-proxy writes")
+        lines = self._lines("nat", chain)
+        destination = endpoint_of(lines)
+        if destination is None:
+            for rule in (read_facts(text, line, "nat", self.dump.source, "SEP") for line, text in lines):
+                if rule.target == "KUBE-MARK-MASQ" and rule.conditions == SRC and not rule.src_negated:
+                    continue  # hairpin: an endpoint talking to its own Service is masqueraded
+                if rule.target == "DNAT" and rule.conditions & ~RECENT == PROTO and destination is None:
+                    parsed = _host_port(rule.to_destination)
+                    if parsed is not None and (rule.recent is None or rule.recent[0] == "set"):
+                        destination = parsed
+                        continue
+                self._unknown("nat", chain, rule, "not an endpoint rule kube-proxy writes")
         self._endpoints[chain] = destination
         return destination
 
@@ -528,9 +573,13 @@ class _FamilyWalk:
                 self._skip(table, builtin, rule, "not written by kube-proxy")
         checks = {
             ("nat", "KUBE-MARK-MASQ"): lambda r: r.target == "MARK" and r.conditions == 0,
-            ("nat", "KUBE-POSTROUTING"): lambda r: (r.target in ("RETURN", "MARK") and r.conditions & ~MARK == 0)
-            or (r.target == "MASQUERADE" and r.conditions == 0),
-            ("filter", "KUBE-FORWARD"): lambda r: r.target in ("DROP", "ACCEPT") and r.conditions & ~(CTSTATE | NFACCT | MARK) == 0,
+            ("nat", "KUBE-POSTROUTING"): lambda r: (
+                (r.target in ("RETURN", "MARK") and r.conditions & ~MARK == 0)
+                or (r.target == "MASQUERADE" and r.conditions == 0)
+            ),
+            ("filter", "KUBE-FORWARD"): lambda r: (
+                r.target in ("DROP", "ACCEPT") and r.conditions & ~(CTSTATE | NFACCT | MARK) == 0
+            ),
             ("filter", "KUBE-FIREWALL"): lambda r: r.target == "DROP" and r.conditions & ~(SRC | DST | CTSTATE) == 0,
         }
         for (table, chain), ok in checks.items():
@@ -551,7 +600,9 @@ class _FamilyWalk:
                     reason = "not written by kube-proxy"
                 for line, text in chain.lines:
                     key = (self.dump.source, line)
-                    self.unmodelled.setdefault(key, Unmodelled(table.name, chain.name, line, text, reason, self.dump.source))
+                    self.unmodelled.setdefault(
+                        key, Unmodelled(table.name, chain.name, line, text, reason, self.dump.source)
+                    )
 
 
 def _dispatch_kind(target: str, comment: str | None, node_port: bool) -> tuple[FrontendKind, bool, str | None]:
@@ -572,7 +623,7 @@ def _dispatch_kind(target: str, comment: str | None, node_port: bool) -> tuple[F
     for suffix, kind in _KIND_SUFFIXES:
         if comment and comment.endswith(suffix):
             named, name = kind, comment[: -len(suffix)]
-    if named is not None and (named is structural or structural is None and named.is_external):
+    if named is not None and (named is structural or (structural is None and named.is_external)):
         return named, True, name
     if structural is not None:
         return structural, True, name

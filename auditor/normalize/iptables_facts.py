@@ -142,7 +142,13 @@ def _read_option(
     if module == "comment" and name == "--comment" and arg is not None and not negated:
         values["comment"] = arg
         return 0
-    if module in _L4 and name in ("--dport", "--destination-port") and arg is not None and arg.isdigit() and not negated:
+    if (
+        module in _L4
+        and name in ("--dport", "--destination-port")
+        and arg is not None
+        and arg.isdigit()
+        and not negated
+    ):
         values["dport"] = int(arg)
         return DPORT
     if module == "statistic" and not negated:
@@ -162,7 +168,7 @@ def _read_option(
             recent["name"] = arg
         elif name == "--seconds" and arg is not None and arg.isdigit():
             recent["seconds"] = int(arg)
-        elif name == "--mask" and arg in _DEFAULT_MASKS or name in ("--reap", "--rsource"):
+        elif (name == "--mask" and arg in _DEFAULT_MASKS) or name in ("--reap", "--rsource"):
             pass
         else:
             recent["bad"] = True
@@ -198,7 +204,10 @@ def _compile(pattern: str) -> re.Pattern[str]:
 _PICK = _compile(_COMMENT + r"(?: -m statistic --mode random --probability ([0-9.]+))? -j (KUBE-SEP-[A-Z0-9]+)")
 _STICKY_KP = _compile(_COMMENT + r" -m recent --name (\S+) --rcheck --seconds (\d+) --reap -j (KUBE-SEP-[A-Z0-9]+)")
 _STICKY_SAVE = _compile(
-    _COMMENT + r" -m recent --rcheck --seconds (\d+) --reap --name (\S+) " + _MASK + r" --rsource -j (KUBE-SEP-[A-Z0-9]+)"
+    _COMMENT
+    + r" -m recent --rcheck --seconds (\d+) --reap --name (\S+) "
+    + _MASK
+    + r" --rsource -j (KUBE-SEP-[A-Z0-9]+)"
 )
 _HAIRPIN_KP = _compile(_COMMENT + r" -s " + _IP + r" -j KUBE-MARK-MASQ")
 _HAIRPIN_SAVE = _compile(r" -s " + _IP + _HOST + _COMMENT + r" -j KUBE-MARK-MASQ")
@@ -206,71 +215,103 @@ _DNAT_KP = _compile(
     _COMMENT + r"(?: -m recent --name (\S+) --set)? -m (tcp|udp|sctp) -p \4 -j DNAT --to-destination (\S+)"
 )
 _DNAT_SAVE = _compile(
-    r" -p (tcp|udp|sctp)" + _COMMENT + r"(?: -m recent --set --name (\S+) " + _MASK + r" --rsource)? -m \1 -j DNAT --to-destination (\S+)"
+    r" -p (tcp|udp|sctp)"
+    + _COMMENT
+    + r"(?: -m recent --set --name (\S+) "
+    + _MASK
+    + r" --rsource)? -m \1 -j DNAT --to-destination (\S+)"
 )
 _DISPATCH_KP = _compile(_COMMENT + r" -m (tcp|udp|sctp) -p \3 -d " + _IP + r" --dport (\d+) -j (KUBE-[A-Z]+-[A-Z0-9]+)")
-_DISPATCH_SAVE = _compile(r" -d " + _IP + _HOST + r" -p (tcp|udp|sctp)" + _COMMENT + r" -m \2 --dport (\d+) -j (KUBE-[A-Z]+-[A-Z0-9]+)")
+_DISPATCH_SAVE = _compile(
+    r" -d " + _IP + _HOST + r" -p (tcp|udp|sctp)" + _COMMENT + r" -m \2 --dport (\d+) -j (KUBE-[A-Z]+-[A-Z0-9]+)"
+)
 _MASQ_KP = _compile(
     _COMMENT + r" -m (tcp|udp|sctp) -p \3 -d " + _IP + r" --dport (\d+)(?: (!) -s (\S+))? -j KUBE-MARK-MASQ"
 )
 _MASQ_SAVE = _compile(
-    r"(?: (!) -s (\S+))? -d " + _IP + _HOST + r" -p (tcp|udp|sctp)" + _COMMENT + r" -m \4 --dport (\d+) -j KUBE-MARK-MASQ"
+    r"(?: (!) -s (\S+))? -d "
+    + _IP
+    + _HOST
+    + r" -p (tcp|udp|sctp)"
+    + _COMMENT
+    + r" -m \4 --dport (\d+) -j KUBE-MARK-MASQ"
 )
 
 
 def _fast(text: str, line: int, prefix: str) -> Facts | None:
-    """Facts for the bulk shapes of the chain family `prefix`, or None to use the parser."""
+    """Facts for the bulk shapes of the chain family `prefix`, or None to use the parser.
+
+    iptables-save's spelling is tried first (that is what a node prints), then kube-proxy's.
+    """
     if prefix == "SEP":
-        m = _HAIRPIN_KP.fullmatch(text)
-        if m:
-            return Facts(line, text, "KUBE-MARK-MASQ", SRC, src=m[3], comment=m[1] or m[2])
+        if " -j DNAT " in text:
+            m = _DNAT_SAVE.fullmatch(text)
+            if m:
+                recent = ("set", m[4], None) if m[4] else None
+                return Facts(
+                    line,
+                    text,
+                    "DNAT",
+                    PROTO | (RECENT if recent else 0),
+                    protocol=m[1],
+                    comment=m[2] or m[3],
+                    recent=recent,
+                    to_destination=m[5],
+                )
+            m = _DNAT_KP.fullmatch(text)
+            if m:
+                recent = ("set", m[3], None) if m[3] else None
+                return Facts(
+                    line,
+                    text,
+                    "DNAT",
+                    PROTO | (RECENT if recent else 0),
+                    protocol=m[4],
+                    comment=m[1] or m[2],
+                    recent=recent,
+                    to_destination=m[5],
+                )
+            return None
         m = _HAIRPIN_SAVE.fullmatch(text)
         if m:
             return Facts(line, text, "KUBE-MARK-MASQ", SRC, src=m[1], comment=m[2] or m[3])
-        m = _DNAT_KP.fullmatch(text)
+        m = _HAIRPIN_KP.fullmatch(text)
         if m:
-            recent = ("set", m[3], None) if m[3] else None
-            return Facts(
-                line, text, "DNAT", PROTO | (RECENT if recent else 0), protocol=m[4], comment=m[1] or m[2],
-                recent=recent, to_destination=m[5],
-            )
-        m = _DNAT_SAVE.fullmatch(text)
-        if m:
-            recent = ("set", m[4], None) if m[4] else None
-            return Facts(
-                line, text, "DNAT", PROTO | (RECENT if recent else 0), protocol=m[1], comment=m[2] or m[3],
-                recent=recent, to_destination=m[5],
-            )
+            return Facts(line, text, "KUBE-MARK-MASQ", SRC, src=m[3], comment=m[1] or m[2])
         return None
     if prefix == "SVC":
+        if text.endswith(" -j KUBE-MARK-MASQ"):
+            m = _MASQ_SAVE.fullmatch(text)
+            if m:
+                return _masq(text, line, m[5] or m[6], m[4], m[3], m[7], m[1], m[2])
+            m = _MASQ_KP.fullmatch(text)
+            if m:
+                return _masq(text, line, m[1] or m[2], m[3], m[4], m[5], m[6], m[7])
+            return None
+        if " -m recent " in text:
+            m = _STICKY_SAVE.fullmatch(text)
+            if m:
+                return Facts(line, text, m[5], RECENT, comment=m[1] or m[2], recent=("rcheck", m[4], int(m[3])))
+            m = _STICKY_KP.fullmatch(text)
+            if m:
+                return Facts(line, text, m[5], RECENT, comment=m[1] or m[2], recent=("rcheck", m[3], int(m[4])))
+            return None
         m = _PICK.fullmatch(text)
         if m:
             if m[3] is None:
                 return Facts(line, text, m[4], 0, comment=m[1] or m[2])
             return Facts(line, text, m[4], PROBABILITY, comment=m[1] or m[2], probability=float(m[3]))
-        m = _MASQ_KP.fullmatch(text)
-        if m:
-            return _masq(text, line, m[1] or m[2], m[3], m[4], m[5], m[6], m[7])
-        m = _MASQ_SAVE.fullmatch(text)
-        if m:
-            return _masq(text, line, m[5] or m[6], m[4], m[3], m[7], m[1], m[2])
-        m = _STICKY_KP.fullmatch(text)
-        if m:
-            return Facts(line, text, m[5], RECENT, comment=m[1] or m[2], recent=("rcheck", m[3], int(m[4])))
-        m = _STICKY_SAVE.fullmatch(text)
-        if m:
-            return Facts(line, text, m[5], RECENT, comment=m[1] or m[2], recent=("rcheck", m[4], int(m[3])))
         return None
     if prefix == "SERVICES":
-        m = _DISPATCH_KP.fullmatch(text)
-        if m:
-            return Facts(
-                line, text, m[6], PROTO | DST | DPORT, comment=m[1] or m[2], protocol=m[3], dst=m[4], dport=int(m[5])
-            )
         m = _DISPATCH_SAVE.fullmatch(text)
         if m:
             return Facts(
                 line, text, m[6], PROTO | DST | DPORT, comment=m[3] or m[4], protocol=m[2], dst=m[1], dport=int(m[5])
+            )
+        m = _DISPATCH_KP.fullmatch(text)
+        if m:
+            return Facts(
+                line, text, m[6], PROTO | DST | DPORT, comment=m[1] or m[2], protocol=m[3], dst=m[4], dport=int(m[5])
             )
     return None
 
@@ -280,9 +321,52 @@ def _masq(
 ) -> Facts:
     conditions = PROTO | DST | DPORT | (SRC if src else 0)
     return Facts(
-        line, text, "KUBE-MARK-MASQ", conditions, comment=comment, protocol=proto, dst=dst, dport=int(dport),
-        src=canonical_address(src) if src else None, src_negated=bang is not None,
+        line,
+        text,
+        "KUBE-MARK-MASQ",
+        conditions,
+        comment=comment,
+        protocol=proto,
+        dst=dst,
+        dport=int(dport),
+        src=canonical_address(src) if src else None,
+        src_negated=bang is not None,
     )
+
+
+_PICK_ONLY = re.compile(
+    r"-A \S+" + _COMMENT + r"(?: -m statistic --mode random --probability ([0-9.]+))? -j (KUBE-SEP-[A-Z0-9]+)"
+)
+
+
+def pick_of(text: str) -> tuple[float | None, str] | None:
+    """(probability or None, endpoint chain) when the rule is exactly an endpoint pick.
+
+    Same meaning as `facts_from_rule` giving target KUBE-SEP-* with no condition but the
+    probability; None means "not that shape", never "no match".
+    """
+    m = _PICK_ONLY.fullmatch(text)
+    if m is None:
+        return None
+    return (None if m[3] is None else float(m[3])), m[4]
+
+
+_DESTINATION = re.compile(r"\[?([0-9a-fA-F.:]+?)\]?:(\d+)")
+
+
+def endpoint_of(lines: list[tuple[int, str]]) -> tuple[str, int] | None:
+    """(address, port) when a KUBE-SEP chain is exactly kube-proxy's two rules (hairpin
+    masquerade, then DNAT to one address:port); None otherwise (use `facts_from_rule`)."""
+    if len(lines) != 2:
+        return None
+    first, second = lines[0][1], lines[1][1]
+    if not (_HAIRPIN_SAVE.fullmatch(first) or _HAIRPIN_KP.fullmatch(first)):
+        return None
+    m = _DNAT_SAVE.fullmatch(second) or _DNAT_KP.fullmatch(second)
+    if m is None:
+        return None
+    d = _DESTINATION.fullmatch(m[5])
+    return (d[1], int(d[2])) if d else None
 
 
 def read_facts(text: str, line: int, table: str, source: str, prefix: str = "") -> Facts:

@@ -174,6 +174,8 @@ def parse_iptables_save(
             end = raw.find(" ", 3)
             chain = chains.get(raw[3:end] if end > 0 else raw[3:])
             if chain is not None and raw.startswith("-A "):
+                if raw.count('"') & 1 and "\\" not in raw:
+                    raise InputError(source, "unbalanced double quote (line cut short?)", lineno)
                 chain.lines.append((lineno, raw.rstrip()))
                 continue
         line = raw.strip()
@@ -189,7 +191,9 @@ def parse_iptables_save(
                 raise InputError(source, f"expected '-A CHAIN ...', got {_clip(line)}", lineno)
             chain = chains.get(words[1])
             if chain is None:
-                raise InputError(source, f"rule for chain {words[1]!r}, which table {table.name} does not declare", lineno)
+                raise InputError(
+                    source, f"rule for chain {words[1]!r}, which table {table.name} does not declare", lineno
+                )
             chain.lines.append((lineno, line))
         elif first == ":":
             if table is None:

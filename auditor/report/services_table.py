@@ -10,7 +10,7 @@ from auditor.model import Frontend, ServiceModel
 
 def _frontend_cell(frontend: Frontend) -> str:
     where = f"{frontend.address}:{frontend.port}" if frontend.address else f"*:{frontend.port}"
-    if ":" in (frontend.address or "") :
+    if ":" in (frontend.address or ""):
         where = f"[{frontend.address}]:{frontend.port}"
     kind = frontend.kind.value + ("" if frontend.kind_certain else "?")
     return f"{kind} {where}"
@@ -58,6 +58,8 @@ def print_services_table(model: ServiceModel, console: Console | None = None) ->
         f" unmodelled: {len(model.unmodelled)}"
     )
     for item in model.unmodelled[:20]:
-        console.print(f"  {item.source}:{item.line} [{item.table} {item.chain}] {item.reason}", markup=False, highlight=False)
+        console.print(
+            f"  {item.source}:{item.line} [{item.table} {item.chain}] {item.reason}", markup=False, highlight=False
+        )
     if len(model.unmodelled) > 20:
         console.print(f"  ... and {len(model.unmodelled) - 20} more (see --format json)")

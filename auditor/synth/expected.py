@@ -44,7 +44,7 @@ def expected_model(node: NodeSpec, mode: ProxyMode) -> ServiceModel:
         )
         for svc in node.services
     ]
-    health = ()
+    health: tuple[HealthCheckNodePort, ...] = ()
     if mode is ProxyMode.IPTABLES:
         health = tuple(
             sorted(
@@ -65,12 +65,9 @@ def expected_model(node: NodeSpec, mode: ProxyMode) -> ServiceModel:
         mode=mode,
         services=sorted_services(services),
         node_port_addresses=node_port_addresses,
-        localhost_node_ports=(
-            mode is ProxyMode.IPTABLES
-            and node.localhost_node_ports
-            and node.node_port_addresses is None
-            and IPFamily.IPV4 in families
-        ),
+        localhost_node_ports=mode is ProxyMode.IPTABLES
+        and node.localhost_node_ports_active
+        and IPFamily.IPV4 in families,
         health_check_node_ports=health,
         local_traffic=_local_traffic(node),
         families=families,

@@ -49,7 +49,7 @@ class _Tables:
         self.chains[table].append(name)
 
     def rule(self, table: str, chain: str, *args: str) -> None:
-        self.rules[table].append(" ".join(("-A", chain) + tuple(a for a in args if a)))
+        self.rules[table].append(" ".join(("-A", chain, *tuple(a for a in args if a))))
 
 
 def render_iptables(node: NodeSpec, family: IPFamily, *, jump_rules: bool = True) -> str:
@@ -63,9 +63,11 @@ def render_iptables(node: NodeSpec, family: IPFamily, *, jump_rules: bool = True
         out.chain("nat", chain)
     out.rule("nat", "KUBE-POSTROUTING", "-m mark ! --mark", f"{mark}/{mark}", "-j RETURN")
     out.rule("nat", "KUBE-POSTROUTING", "-j MARK --xor-mark", mark)
-    out.rule("nat", "KUBE-POSTROUTING", '-m comment --comment "kubernetes service traffic requiring SNAT"', "-j MASQUERADE")
+    out.rule(
+        "nat", "KUBE-POSTROUTING", '-m comment --comment "kubernetes service traffic requiring SNAT"', "-j MASQUERADE"
+    )
     out.rule("nat", "KUBE-MARK-MASQ", "-j MARK --or-mark", mark)
-    localhost = not v6 and node.localhost_node_ports
+    localhost = not v6 and node.localhost_node_ports_active
     if localhost:
         out.chain("filter", "KUBE-FIREWALL")
         out.rule(
@@ -80,7 +82,13 @@ def render_iptables(node: NodeSpec, family: IPFamily, *, jump_rules: bool = True
     if not node.conntrack_tcp_be_liberal:
         nfacct = "-m nfacct --nfacct-name ct_state_invalid_dropped_pkts" if node.nfacct else ""
         out.rule("filter", "KUBE-FORWARD", "-m conntrack --ctstate INVALID", nfacct, "-j DROP")
-    out.rule("filter", "KUBE-FORWARD", '-m comment --comment "kubernetes forwarding rules"', f"-m mark --mark {mark}/{mark}", "-j ACCEPT")
+    out.rule(
+        "filter",
+        "KUBE-FORWARD",
+        '-m comment --comment "kubernetes forwarding rules"',
+        f"-m mark --mark {mark}/{mark}",
+        "-j ACCEPT",
+    )
     out.rule(
         "filter",
         "KUBE-FORWARD",
@@ -93,13 +101,19 @@ def render_iptables(node: NodeSpec, family: IPFamily, *, jump_rules: bool = True
 def _nodeports_jump(out: _Tables, node: NodeSpec, family: IPFamily) -> None:
     comment = '-m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain"'
     if node.node_port_addresses is None:
-        extra = "! -d ::1/128" if family is IPFamily.IPV6 else ("" if node.localhost_node_ports else "! -d 127.0.0.0/8")
+        extra = (
+            "! -d ::1/128"
+            if family is IPFamily.IPV6
+            else ("" if node.localhost_node_ports_active else "! -d 127.0.0.0/8")
+        )
         out.rule("nat", "KUBE-SERVICES", comment, "-m addrtype --dst-type LOCAL", extra, "-j KUBE-NODEPORTS")
         return
     for address in node.node_port_addresses:
         if (":" in address) != (family is IPFamily.IPV6):
             continue
-        if ipaddress.ip_address(address).is_loopback and (family is IPFamily.IPV6 or not node.localhost_node_ports):
+        if ipaddress.ip_address(address).is_loopback and (
+            family is IPFamily.IPV6 or not node.localhost_node_ports_active
+        ):
             continue
         out.rule("nat", "KUBE-SERVICES", comment, f"-d {address}", "-j KUBE-NODEPORTS")
 
@@ -119,7 +133,9 @@ def _service(out: _Tables, node: NodeSpec, svc: ServiceSpec) -> None:
     uses_ext = has_endpoints and svc.externally_accessible
     uses_fw = has_endpoints and bool(svc.load_balancer_ips) and bool(svc.source_ranges)
     lb_chain = fw_chain if uses_fw else ext_chain
-    uses_cluster_chain = has_endpoints and (not svc.internal_local or (svc.externally_accessible and not svc.external_local))
+    uses_cluster_chain = has_endpoints and (
+        not svc.internal_local or (svc.externally_accessible and not svc.external_local)
+    )
     uses_local_chain = bool(local_eps) and (svc.internal_local or (svc.externally_accessible and svc.external_local))
     if not has_endpoints:
         filter_target = internal_target = external_target = "REJECT"
@@ -133,40 +149,109 @@ def _service(out: _Tables, node: NodeSpec, svc: ServiceSpec) -> None:
     port = str(svc.port)
 
     if has_internal:
-        out.rule("nat", "KUBE-SERVICES", f'-m comment --comment "{name} cluster IP"', match, f"-d {svc.cluster_ip} --dport {port}", f"-j {internal_chain}")
+        out.rule(
+            "nat",
+            "KUBE-SERVICES",
+            f'-m comment --comment "{name} cluster IP"',
+            match,
+            f"-d {svc.cluster_ip} --dport {port}",
+            f"-j {internal_chain}",
+        )
     else:
-        out.rule("filter", "KUBE-SERVICES", f"-m comment --comment {internal_comment}", match, f"-d {svc.cluster_ip} --dport {port}", f"-j {filter_target}")
+        out.rule(
+            "filter",
+            "KUBE-SERVICES",
+            f"-m comment --comment {internal_comment}",
+            match,
+            f"-d {svc.cluster_ip} --dport {port}",
+            f"-j {filter_target}",
+        )
     for ip in svc.external_ips:
         if has_endpoints:
-            out.rule("nat", "KUBE-SERVICES", f'-m comment --comment "{name} external IP"', match, f"-d {ip} --dport {port}", f"-j {ext_chain}")
-        if not has_external:
-            out.rule("filter", "KUBE-EXTERNAL-SERVICES", f"-m comment --comment {external_comment}", match, f"-d {ip} --dport {port}", f"-j {external_target}")
-    for ip in svc.load_balancer_ips:
-        if has_endpoints:
-            out.rule("nat", "KUBE-SERVICES", f'-m comment --comment "{name} loadbalancer IP"', match, f"-d {ip} --dport {port}", f"-j {lb_chain}")
-        if uses_fw:
-            out.rule("filter", "KUBE-PROXY-FIREWALL", f'-m comment --comment "{name} traffic not accepted by {fw_chain}"', match, f"-d {ip} --dport {port}", "-j DROP")
-    if not has_external:
-        for ip in svc.load_balancer_ips:
-            out.rule("filter", "KUBE-EXTERNAL-SERVICES", f"-m comment --comment {external_comment}", match, f"-d {ip} --dport {port}", f"-j {external_target}")
-    if svc.node_port:
-        if has_endpoints:
-            if node.localhost_node_ports and svc.family is IPFamily.IPV4 and node.nfacct:
-                out.rule(
-                    "nat", "KUBE-NODEPORTS", f"-m comment --comment {name}", match,
-                    f"-d 127.0.0.0/8 --dport {svc.node_port}",
-                    "-m nfacct --nfacct-name localhost_nps_accepted_pkts", f"-j {ext_chain}",
-                )
-            out.rule("nat", "KUBE-NODEPORTS", f"-m comment --comment {name}", match, f"--dport {svc.node_port}", f"-j {ext_chain}")
+            out.rule(
+                "nat",
+                "KUBE-SERVICES",
+                f'-m comment --comment "{name} external IP"',
+                match,
+                f"-d {ip} --dport {port}",
+                f"-j {ext_chain}",
+            )
         if not has_external:
             out.rule(
-                "filter", "KUBE-EXTERNAL-SERVICES", f"-m comment --comment {external_comment}",
-                "-m addrtype --dst-type LOCAL", match, f"--dport {svc.node_port}", f"-j {external_target}",
+                "filter",
+                "KUBE-EXTERNAL-SERVICES",
+                f"-m comment --comment {external_comment}",
+                match,
+                f"-d {ip} --dport {port}",
+                f"-j {external_target}",
+            )
+    for ip in svc.load_balancer_ips:
+        if has_endpoints:
+            out.rule(
+                "nat",
+                "KUBE-SERVICES",
+                f'-m comment --comment "{name} loadbalancer IP"',
+                match,
+                f"-d {ip} --dport {port}",
+                f"-j {lb_chain}",
+            )
+        if uses_fw:
+            out.rule(
+                "filter",
+                "KUBE-PROXY-FIREWALL",
+                f'-m comment --comment "{name} traffic not accepted by {fw_chain}"',
+                match,
+                f"-d {ip} --dport {port}",
+                "-j DROP",
+            )
+    if not has_external:
+        for ip in svc.load_balancer_ips:
+            out.rule(
+                "filter",
+                "KUBE-EXTERNAL-SERVICES",
+                f"-m comment --comment {external_comment}",
+                match,
+                f"-d {ip} --dport {port}",
+                f"-j {external_target}",
+            )
+    if svc.node_port:
+        if has_endpoints:
+            if node.localhost_node_ports_active and svc.family is IPFamily.IPV4 and node.nfacct:
+                out.rule(
+                    "nat",
+                    "KUBE-NODEPORTS",
+                    f"-m comment --comment {name}",
+                    match,
+                    f"-d 127.0.0.0/8 --dport {svc.node_port}",
+                    "-m nfacct --nfacct-name localhost_nps_accepted_pkts",
+                    f"-j {ext_chain}",
+                )
+            out.rule(
+                "nat",
+                "KUBE-NODEPORTS",
+                f"-m comment --comment {name}",
+                match,
+                f"--dport {svc.node_port}",
+                f"-j {ext_chain}",
+            )
+        if not has_external:
+            out.rule(
+                "filter",
+                "KUBE-EXTERNAL-SERVICES",
+                f"-m comment --comment {external_comment}",
+                "-m addrtype --dst-type LOCAL",
+                match,
+                f"--dport {svc.node_port}",
+                f"-j {external_target}",
             )
     if svc.health_check_node_port:
         out.rule(
-            "filter", "KUBE-NODEPORTS", f'-m comment --comment "{name} health check node port"',
-            "-m tcp -p tcp", f"--dport {svc.health_check_node_port}", "-j ACCEPT",
+            "filter",
+            "KUBE-NODEPORTS",
+            f'-m comment --comment "{name} health check node port"',
+            "-m tcp -p tcp",
+            f"--dport {svc.health_check_node_port}",
+            "-j ACCEPT",
         )
     if not has_endpoints:
         return
@@ -180,11 +265,34 @@ def _service(out: _Tables, node: NodeSpec, svc: ServiceSpec) -> None:
     if uses_ext:
         out.chain("nat", ext_chain)
         if not svc.external_local:
-            out.rule("nat", ext_chain, f'-m comment --comment "masquerade traffic for {name} external destinations"', "-j KUBE-MARK-MASQ")
+            out.rule(
+                "nat",
+                ext_chain,
+                f'-m comment --comment "masquerade traffic for {name} external destinations"',
+                "-j KUBE-MARK-MASQ",
+            )
         else:
-            out.rule("nat", ext_chain, f'-m comment --comment "pod traffic for {name} external destinations"', f"-s {node.pod_cidrs[svc.family]}", f"-j {svc_chain}")
-            out.rule("nat", ext_chain, f'-m comment --comment "masquerade LOCAL traffic for {name} external destinations"', "-m addrtype --src-type LOCAL", "-j KUBE-MARK-MASQ")
-            out.rule("nat", ext_chain, f'-m comment --comment "route LOCAL traffic for {name} external destinations"', "-m addrtype --src-type LOCAL", f"-j {svc_chain}")
+            out.rule(
+                "nat",
+                ext_chain,
+                f'-m comment --comment "pod traffic for {name} external destinations"',
+                f"-s {node.pod_cidrs[svc.family]}",
+                f"-j {svc_chain}",
+            )
+            out.rule(
+                "nat",
+                ext_chain,
+                f'-m comment --comment "masquerade LOCAL traffic for {name} external destinations"',
+                "-m addrtype --src-type LOCAL",
+                "-j KUBE-MARK-MASQ",
+            )
+            out.rule(
+                "nat",
+                ext_chain,
+                f'-m comment --comment "route LOCAL traffic for {name} external destinations"',
+                "-m addrtype --src-type LOCAL",
+                f"-j {svc_chain}",
+            )
         if has_external:
             out.rule("nat", ext_chain, f"-j {external_policy_chain}")
     if uses_fw:
@@ -198,7 +306,9 @@ def _service(out: _Tables, node: NodeSpec, svc: ServiceSpec) -> None:
         if allow_from_node:
             for ip in svc.load_balancer_ips:
                 out.rule("nat", fw_chain, fw_comment, f"-s {ip}", f"-j {ext_chain}")
-        out.rule("nat", fw_chain, f'-m comment --comment "other traffic to {name} will be dropped by KUBE-PROXY-FIREWALL"')
+        out.rule(
+            "nat", fw_chain, f'-m comment --comment "other traffic to {name} will be dropped by KUBE-PROXY-FIREWALL"'
+        )
     if uses_cluster_chain:
         out.chain("nat", svc_chain)
         _service_to_endpoints(out, node, svc, svc_chain, svc.endpoints)
@@ -227,7 +337,13 @@ def _service_to_endpoints(out: _Tables, node: NodeSpec, svc: ServiceSpec, chain:
         for ep in endpoints:
             ep_str = endpoint_string(ep.address, ep.port)
             sep = iptables_endpoint_chain(name, proto, ep_str)
-            out.rule("nat", chain, comment(ep_str), f"-m recent --name {sep} --rcheck --seconds {svc.affinity_seconds} --reap", f"-j {sep}")
+            out.rule(
+                "nat",
+                chain,
+                comment(ep_str),
+                f"-m recent --name {sep} --rcheck --seconds {svc.affinity_seconds} --reap",
+                f"-j {sep}",
+            )
     n = len(endpoints)
     for i, ep in enumerate(endpoints):
         ep_str = endpoint_string(ep.address, ep.port)

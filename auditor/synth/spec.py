@@ -100,6 +100,15 @@ class NodeSpec:
     def masquerade_mark(self) -> str:
         return f"{1 << self.masquerade_bit:#08x}"
 
+    @property
+    def localhost_node_ports_active(self) -> bool:
+        """kube-proxy turns localhost NodePorts off unless nodePortAddresses covers 127.0.0.0/8."""
+        if not self.localhost_node_ports:
+            return False
+        if self.node_port_addresses is None:
+            return True
+        return any(ipaddress.ip_address(a).is_loopback for a in self.node_port_addresses if ":" not in a)
+
     def services_of(self, family: IPFamily) -> tuple[ServiceSpec, ...]:
         return tuple(svc for svc in self.services if svc.family == family)
 

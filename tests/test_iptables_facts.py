@@ -1,0 +1,93 @@
+"""The fast readers agree with the parser on every rule they accept, and refuse near misses."""
+
+from __future__ import annotations
+
+import pytest
+
+from auditor.model import IPFamily
+from auditor.normalize.iptables_facts import (
+    PROBABILITY,
+    endpoint_of,
+    facts_from_rule,
+    pick_of,
+    read_facts,
+)
+from auditor.parse.iptables_save import parse_iptables_save, parse_rule
+from auditor.synth.iptables import render_iptables
+from auditor.synth.spec import generate_node
+from tests.helpers import REFERENCE
+
+
+def _dumps():
+    texts = {}
+    if REFERENCE.exists():
+        for path in sorted(REFERENCE.glob("*.iptables-save*.txt")):
+            texts[path.name] = path.read_text()
+    node = generate_node(24, 2, families=(IPFamily.IPV4, IPFamily.IPV6))
+    texts["generated-v4"] = render_iptables(node, IPFamily.IPV4)
+    texts["generated-v6"] = render_iptables(node, IPFamily.IPV6)
+    texts["generated-large"] = render_iptables(generate_node(30, 40), IPFamily.IPV4)
+    return texts
+
+
+DUMPS = _dumps()
+
+
+@pytest.mark.parametrize("name", sorted(DUMPS))
+def test_fast_facts_equal_parsed_facts(name: str) -> None:
+    dump = parse_iptables_save(DUMPS[name], source=name, ipv6="v6" in name)
+    fast_hits = 0
+    for table in dump.tables.values():
+        for chain in table.chains.values():
+            prefix = (
+                "SEP"
+                if chain.name.startswith("KUBE-SEP-")
+                else "SVC"
+                if chain.name.startswith(("KUBE-SVC-", "KUBE-SVL-"))
+                else ""
+            )
+            if chain.name == "KUBE-SERVICES" and table.name == "nat":
+                prefix = "SERVICES"
+            for line, text in chain.lines:
+                slow = facts_from_rule(parse_rule(text, table.name, line, name))
+                assert read_facts(text, line, table.name, name, prefix) == slow, text
+                pick = pick_of(text)
+                if pick is not None:
+                    fast_hits += 1
+                    assert (
+                        slow.target == pick[1] and slow.conditions & ~PROBABILITY == 0 and slow.probability == pick[0]
+                    )
+            sep = endpoint_of(chain.lines)
+            if sep is not None:
+                fast_hits += 1
+                facts = [facts_from_rule(parse_rule(t, table.name, ln, name)) for ln, t in chain.lines]
+                assert facts[1].target == "DNAT" and facts[1].to_destination.endswith(f":{sep[1]}")
+                assert sep[0] in facts[1].to_destination
+    assert fast_hits > 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-A KUBE-SVC-X -m statistic --mode random --probability 0.5 -m mark --mark 0x1 -j KUBE-SEP-Y",
+        "-A KUBE-SVC-X -s 10.0.0.0/8 -j KUBE-SEP-Y",
+        "-A KUBE-SVC-X -m statistic --mode nth --every 2 -j KUBE-SEP-Y",
+        "-A KUBE-SVC-X -m comment --comment a -j KUBE-SEP-Y --extra",
+    ],
+)
+def test_near_misses_are_not_picks(text: str) -> None:
+    assert pick_of(text) is None
+    facts = facts_from_rule(parse_rule(text))
+    assert facts.conditions & ~PROBABILITY != 0 or facts.unknown or facts.target_args
+
+
+def test_endpoint_chain_with_an_extra_rule_is_not_fast() -> None:
+    lines = [
+        (1, "-A KUBE-SEP-X -s 10.0.0.1/32 -j KUBE-MARK-MASQ"),
+        (2, "-A KUBE-SEP-X -p tcp -m tcp -m mark --mark 0x1 -j DNAT --to-destination 10.0.0.1:80"),
+    ]
+    assert endpoint_of(lines) is None
+    assert endpoint_of([*lines[:1], (2, "-A KUBE-SEP-X -p tcp -m tcp -j DNAT --to-destination 10.0.0.1:80")]) == (
+        "10.0.0.1",
+        80,
+    )
