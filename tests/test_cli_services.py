@@ -84,4 +84,4 @@ def test_missing_file(capsys) -> None:
 
 def test_no_input_is_a_usage_error(capsys) -> None:
     code, _, err = run_cli(capsys, "services")
-    assert code == 3 and "give --iptables-save" in err
+    assert code == 3 and "give SNAPSHOT, or --iptables-save" in err

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import typer
 
 from auditor import __version__
-from auditor.cli import services
+from auditor.cli import check, collect, services
 from auditor.errors import KpAuditError
 
 EXIT_ERROR = 3
@@ -29,6 +29,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 services.register(app)
+collect.register(app)
+check.register(app)
 
 
 def _version(value: bool) -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import typer
 
+from auditor.cli.services_snapshot import services_model_from_args
 from auditor.errors import InputError
-from auditor.model import ServiceModel
+from auditor.model import ProxyMode, ServiceModel
 from auditor.normalize.iptables import normalize_iptables
 from auditor.parse.iptables_save import read_iptables_save
 from auditor.report.services_json import render_services_json
@@ -24,6 +25,12 @@ def register(app: typer.Typer) -> None:
 
 
 def services(
+    snapshot: str | None = typer.Argument(
+        None, metavar="[SNAPSHOT]", help="A snapshot from `kp-audit collect` (directory or .tar.gz)."
+    ),
+    mode: ProxyMode | None = typer.Option(
+        None, "--mode", help="With SNAPSHOT: the mode to model (default: the mode kube-proxy runs in)."
+    ),
     iptables_save: str | None = typer.Option(
         None, "--iptables-save", metavar="FILE", help="iptables-save output (IPv4); - for stdin."
     ),
@@ -35,13 +42,19 @@ def services(
     ),
     output_format: ServicesFormat = typer.Option(ServicesFormat.TABLE, "--format", "-f", help="Output format."),
 ) -> None:
-    """Print what this node does with each Service port: frontends, outcome, endpoints."""
+    """Print what this node does with each Service port: frontends, outcome, endpoints.
+
+    Reads a snapshot (one mode: --mode, default the mode kube-proxy runs in) or raw dumps.
+    """
     iptables_files = [f for f in (iptables_save, ip6tables_save) if f]
-    if bool(iptables_files) == bool(nft_json):
-        raise InputError(
-            "kp-audit services", "give --iptables-save/--ip6tables-save FILE, or --nft-json FILE (one mode)"
-        )
-    model = _iptables_model(iptables_save, ip6tables_save) if iptables_files else _nft_model(nft_json or "-")
+    model = services_model_from_args(snapshot, mode, bool(iptables_files or nft_json))
+    if model is None:
+        if bool(iptables_files) == bool(nft_json):
+            raise InputError(
+                "kp-audit services",
+                "give SNAPSHOT, or --iptables-save/--ip6tables-save FILE, or --nft-json FILE (one mode)",
+            )
+        model = _iptables_model(iptables_save, ip6tables_save) if iptables_files else _nft_model(nft_json or "-")
     if output_format is ServicesFormat.JSON:
         typer.echo(render_services_json(model), nl=False)
     else:

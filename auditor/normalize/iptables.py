@@ -48,7 +48,8 @@ from auditor.normalize.iptables_facts import (
     SRC,
     SRC_TYPE,
     Facts,
-    endpoint_of,
+    endpoints_in_bulk,
+    host_port,
     pick_of,
     read_facts,
 )
@@ -188,7 +189,10 @@ class _FamilyWalk:
         self._policies: dict[str, _Policy] = {}
         self._externals: dict[str, _External] = {}
         self._firewalls: dict[str, _Firewall] = {}
-        self._endpoints: dict[str, tuple[str, int] | None] = {}
+        nat = self._tables.get("nat", {})
+        self._endpoints: dict[str, tuple[str, int] | None] = dict(
+            endpoints_in_bulk((name, chain.lines) for name, chain in nat.items())
+        )
 
     # -- bookkeeping -----------------------------------------------------------------------
 
@@ -544,21 +548,21 @@ class _FamilyWalk:
         policy.affinity_seconds = seconds
 
     def _endpoint(self, chain: str) -> tuple[str, int] | None:
-        """The DNAT destination of a KUBE-SEP chain."""
+        """The DNAT destination of a KUBE-SEP chain (most were read in bulk up front)."""
+        self.visited.add(("nat", chain))
         if chain in self._endpoints:
             return self._endpoints[chain]
-        lines = self._lines("nat", chain)
-        destination = endpoint_of(lines)
-        if destination is None:
-            for rule in (read_facts(text, line, "nat", self.dump.source, "SEP") for line, text in lines):
-                if rule.target == "KUBE-MARK-MASQ" and rule.conditions == SRC and not rule.src_negated:
-                    continue  # hairpin: an endpoint talking to its own Service is masqueraded
-                if rule.target == "DNAT" and rule.conditions & ~RECENT == PROTO and destination is None:
-                    parsed = _host_port(rule.to_destination)
-                    if parsed is not None and (rule.recent is None or rule.recent[0] == "set"):
-                        destination = parsed
-                        continue
-                self._unknown("nat", chain, rule, "not an endpoint rule kube-proxy writes")
+        destination: tuple[str, int] | None = None
+        for line, text in self._lines("nat", chain):
+            rule = read_facts(text, line, "nat", self.dump.source, "SEP")
+            if rule.target == "KUBE-MARK-MASQ" and rule.conditions == SRC and not rule.src_negated:
+                continue  # hairpin: an endpoint talking to its own Service is masqueraded
+            if rule.target == "DNAT" and rule.conditions & ~RECENT == PROTO and destination is None:
+                parsed = host_port(rule.to_destination or "")
+                if parsed is not None and (rule.recent is None or rule.recent[0] == "set"):
+                    destination = parsed
+                    continue
+            self._unknown("nat", chain, rule, "not an endpoint rule kube-proxy writes")
         self._endpoints[chain] = destination
         return destination
 
@@ -634,20 +638,6 @@ def _strip_suffix(comment: str | None, suffix: str) -> str | None:
     if comment and comment.endswith(suffix):
         return comment[: -len(suffix)]
     return None
-
-
-def _host_port(destination: str | None) -> tuple[str, int] | None:
-    """'10.0.0.1:80' or '[fd00::1]:80' as (address, port); None for ranges or no port."""
-    if not destination:
-        return None
-    host, sep, port = destination.rpartition(":")
-    if not sep or not port.isdigit():
-        return None
-    if host.startswith("["):
-        host = host[1:-1]
-    if "-" in host or not host:
-        return None
-    return host, int(port)
 
 
 __all__ = ["normalize_iptables"]

@@ -10,6 +10,7 @@ what it does not understand instead of guessing.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -79,20 +80,26 @@ class Rule(NamedTuple):
         return opt.args[0] if opt is not None and opt.args else None
 
 
-@dataclass
 class Chain:
     """A chain with its policy (built-in chains) or None (user chains), and its rules.
 
     Rules are kept as (line number, text) and parsed on first use: the normalizer reads
-    kube-proxy's own rule shapes straight from the text, which is much faster.
+    kube-proxy's own rule shapes straight from the text, which is much faster. (A plain
+    slotted class: a dump can declare 50,000 chains.)
     """
 
-    name: str
-    policy: str | None
-    table: str = ""
-    source: str = ""
-    lines: list[tuple[int, str]] = field(default_factory=list)
-    _rules: list[Rule] | None = field(default=None, repr=False)
+    __slots__ = ("_rules", "lines", "name", "policy", "source", "table")
+
+    def __init__(self, name: str, policy: str | None, table: str = "", source: str = "") -> None:
+        self.name = name
+        self.policy = policy
+        self.table = table
+        self.source = source
+        self.lines: list[tuple[int, str]] = []
+        self._rules: list[Rule] | None = None
+
+    def __repr__(self) -> str:
+        return f"Chain({self.name!r}, policy={self.policy!r}, rules={len(self.lines)})"
 
     @property
     def builtin(self) -> bool:
@@ -167,16 +174,16 @@ def parse_iptables_save(
     table: Table | None = None
     lineno = 0
     chains: dict[str, Chain] = {}
+    # the hot path, "-A CHAIN ..." as kube-proxy and iptables-save write it, appends
+    # straight to the chain's list through this map
+    appenders: dict[str, Callable[[tuple[int, str]], None]] = {}
     for lineno, raw in enumerate(text.splitlines(), 1):
-        first = raw[:1]
-        if first == "-":
-            # the hot path: "-A CHAIN ..." as both kube-proxy and iptables-save write it
-            end = raw.find(" ", 3)
-            chain = chains.get(raw[3:end] if end > 0 else raw[3:])
-            if chain is not None and raw.startswith("-A "):
-                if raw.count('"') & 1 and "\\" not in raw:
+        if raw[:3] == "-A ":
+            append = appenders.get(raw[3 : raw.find(" ", 3)])
+            if append is not None and raw[-1] != " ":
+                if '"' in raw and raw.count('"') & 1 and "\\" not in raw:
                     raise InputError(source, "unbalanced double quote (line cut short?)", lineno)
-                chain.lines.append((lineno, raw.rstrip()))
+                append((lineno, raw))
                 continue
         line = raw.strip()
         if not line or line[0] == "#":
@@ -199,7 +206,8 @@ def parse_iptables_save(
             if table is None:
                 raise InputError(source, "chain declaration outside a table", lineno)
             name, policy = _parse_chain_line(line, source, lineno)
-            chains[name] = table.chains[name] = Chain(name, None if policy == "-" else policy, table.name, source)
+            chain = chains[name] = Chain(name, None if policy == "-" else policy, table.name, source)
+            appenders[name] = chain.lines.append
         elif first == "*":
             if table is not None:
                 raise InputError(source, f"table {line[1:]} starts before table {table.name} was committed", lineno)
@@ -210,12 +218,13 @@ def parse_iptables_save(
                 raise InputError(source, f"table {name} appears twice", lineno)
             table = Table(name, line=lineno)
             chains = table.chains
+            appenders = {}
         elif line == "COMMIT":
             if table is None:
                 raise InputError(source, "COMMIT without a table", lineno)
             dump.tables[table.name] = table
             table = None
-            chains = {}
+            chains, appenders = {}, {}
         else:
             raise InputError(source, f"not iptables-save syntax: {_clip(line)}", lineno)
     if table is not None:

@@ -12,7 +12,7 @@ import ipaddress
 
 from auditor.model import IPFamily
 from auditor.naming import endpoint_string, iptables_endpoint_chain, iptables_service_hash
-from auditor.synth.spec import NodeSpec, ServiceSpec
+from auditor.synth.spec import EndpointSpec, NodeSpec, ServiceSpec
 
 # (table, chain that is jumped to, built-in chain, comment, extra matches), in kube-proxy's
 # order; each is inserted at the top of its built-in chain, so later entries end up first.
@@ -76,8 +76,9 @@ def render_iptables(node: NodeSpec, family: IPFamily, *, jump_rules: bool = True
             '-m comment --comment "block incoming localnet connections"',
             "-d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP",
         )
+    large_cluster = node.large_cluster
     for svc in node.services_of(family):
-        _service(out, node, svc)
+        _service(out, node, svc, large_cluster)
     _nodeports_jump(out, node, family)
     if not node.conntrack_tcp_be_liberal:
         nfacct = "-m nfacct --nfacct-name ct_state_invalid_dropped_pkts" if node.nfacct else ""
@@ -118,7 +119,7 @@ def _nodeports_jump(out: _Tables, node: NodeSpec, family: IPFamily) -> None:
         out.rule("nat", "KUBE-SERVICES", comment, f"-d {address}", "-j KUBE-NODEPORTS")
 
 
-def _service(out: _Tables, node: NodeSpec, svc: ServiceSpec) -> None:
+def _service(out: _Tables, node: NodeSpec, svc: ServiceSpec, large_cluster: bool) -> None:
     """The rules `syncProxyRules` writes for one service port."""
     name = svc.port_name_string
     proto = svc.protocol.value
@@ -311,27 +312,29 @@ def _service(out: _Tables, node: NodeSpec, svc: ServiceSpec) -> None:
         )
     if uses_cluster_chain:
         out.chain("nat", svc_chain)
-        _service_to_endpoints(out, node, svc, svc_chain, svc.endpoints)
+        _service_to_endpoints(out, svc, svc_chain, svc.endpoints, large_cluster)
     if uses_local_chain:
         out.chain("nat", svl_chain)
-        _service_to_endpoints(out, node, svc, svl_chain, local_eps)
+        _service_to_endpoints(out, svc, svl_chain, local_eps, large_cluster)
     reachable = svc.endpoints if uses_cluster_chain else local_eps
     for ep in reachable:
         sep = iptables_endpoint_chain(name, proto, endpoint_string(ep.address, ep.port))
         out.chain("nat", sep)
-        comment = "" if node.large_cluster else f"-m comment --comment {name}"
+        comment = "" if large_cluster else f"-m comment --comment {name}"
         out.rule("nat", sep, comment, f"-s {ep.address}", "-j KUBE-MARK-MASQ")
         recent = f"-m recent --name {sep} --set" if svc.affinity_seconds else ""
         out.rule("nat", sep, comment, recent, match, f"-j DNAT --to-destination {endpoint_string(ep.address, ep.port)}")
 
 
-def _service_to_endpoints(out: _Tables, node: NodeSpec, svc: ServiceSpec, chain: str, endpoints: tuple) -> None:
+def _service_to_endpoints(
+    out: _Tables, svc: ServiceSpec, chain: str, endpoints: tuple[EndpointSpec, ...], large_cluster: bool
+) -> None:
     """`writeServiceToEndpointRules`: affinity checks, then the probability ladder."""
     name = svc.port_name_string
     proto = svc.protocol.value
 
     def comment(ep_str: str) -> str:
-        return "" if node.large_cluster else f'-m comment --comment "{name} -> {ep_str}"'
+        return "" if large_cluster else f'-m comment --comment "{name} -> {ep_str}"'
 
     if svc.affinity_seconds:
         for ep in endpoints:

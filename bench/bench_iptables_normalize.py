@@ -1,0 +1,73 @@
+"""iptables mode at scale: 1,000 and 10,000 services x 4 endpoints (about 140,000 rules).
+
+Reference: reading the same file and splitting it into lines, in the same process.
+Prints, for each size: the normalizer's time (parsed tables -> model) over the reference,
+and the whole path (file -> parsed tables -> model) over the reference; then the growth
+from 1,000 to 10,000 services (linear is about 10).
+
+As root, the dump is what a kernel prints: the generated rules are restored into a
+throwaway namespace and read back with iptables-legacy-save. Otherwise it is the
+generator's kube-proxy-style text.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from auditor.model import IPFamily
+from auditor.normalize.iptables import normalize_iptables
+from auditor.parse.iptables_save import read_iptables_save
+from auditor.synth.iptables import render_iptables
+from auditor.synth.spec import generate_node
+from bench.common import best_of, can_use_kernel, in_namespace, namespace
+
+
+def make_dump(services: int, directory: Path) -> tuple[Path, str]:
+    text = render_iptables(generate_node(services, 4, variety=False, nfacct=False), IPFamily.IPV4)
+    origin = "generator text"
+    if can_use_kernel("iptables-legacy-restore"):
+        with namespace() as ns:
+            in_namespace(ns, ["iptables-legacy-restore"], text.encode())
+            text = in_namespace(ns, ["iptables-legacy-save"]).decode()
+        origin = "iptables-legacy-save of a namespace"
+    path = directory / f"iptables-{services}.txt"
+    path.write_text(text)
+    return path, origin
+
+
+def measure(path: Path) -> dict[str, float]:
+    reference = best_of(lambda: path.read_text().splitlines())
+    dump = read_iptables_save(str(path))
+    parse = best_of(lambda: read_iptables_save(str(path)), 3)
+    normalize = best_of(lambda: normalize_iptables([dump]), 3)
+    whole = best_of(lambda: normalize_iptables([read_iptables_save(str(path))]), 3)
+    model = normalize_iptables([dump])
+    assert model.coverage == 1.0 and len(model.services) > 0
+    return {"rules": dump.rule_count, "reference": reference, "parse": parse, "normalize": normalize, "whole": whole}
+
+
+def main() -> None:
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for services in (1_000, 10_000):
+            path, origin = make_dump(services, Path(tmp))
+            r = results[services] = measure(path)
+            print(
+                f"{services:>6} services: {int(r['rules']):>7} rules ({origin}); read+split {r['reference'] * 1000:.1f} ms,"
+                f" parse {r['parse'] * 1000:.0f} ms, normalize {r['normalize'] * 1000:.0f} ms,"
+                f" file->model {r['whole'] * 1000:.0f} ms"
+            )
+            print(
+                f"        normalizer / read+split = {r['normalize'] / r['reference']:.1f};"
+                f" file->model / read+split = {r['whole'] / r['reference']:.1f}"
+            )
+    growth = results[10_000]["whole"] / results[1_000]["whole"]
+    print(f"growth 1,000 -> 10,000 services (file->model): x{growth:.1f} (linear: about 10)")
+
+
+if __name__ == "__main__":
+    main()
