@@ -21,6 +21,7 @@ from auditor.model import (
     Result,
     ServiceModel,
     ServicePort,
+    address_sort_key,
     sorted_endpoints,
     sorted_frontends,
     sorted_services,
@@ -61,6 +62,10 @@ def expected_model(node: NodeSpec, mode: ProxyMode) -> ServiceModel:
         node_port_addresses: tuple[str, ...] = ("local",)
     else:
         node_port_addresses = tuple(sorted(node.node_port_addresses, key=_ip_key))
+        if mode is ProxyMode.NFTABLES:
+            # setupNFTables leaves loopback addresses out of nodeport-ips: "localhost
+            # NodePorts are not supported" in nftables mode
+            node_port_addresses = tuple(a for a in node_port_addresses if not ipaddress.ip_address(a).is_loopback)
     return ServiceModel(
         mode=mode,
         services=sorted_services(services),
@@ -161,6 +166,10 @@ def _external_frontend(
     if mode is ProxyMode.IPTABLES:
         firewalled = firewalled and bool(svc.endpoints)
     ranges = _source_ranges(node, svc, address) if firewalled and address else ()
+    if mode is ProxyMode.NFTABLES:
+        # the ranges are one anonymous interval set (`ip saddr != { ... } drop`), which nft
+        # keeps, and prints back, sorted by address: kube-proxy's order cannot be read back
+        ranges = tuple(sorted(ranges, key=address_sort_key))
     kind_certain = True
     if mode is ProxyMode.NFTABLES and kind is not FrontendKind.NODE_PORT and not firewalled:
         # service-ips sends both kinds to the same external- chain: nothing tells them apart
