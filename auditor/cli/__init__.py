@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import typer
 
 from auditor import __version__
-from auditor.cli import check, collect, services
+from auditor.cli import check, collect, demo, scan, services
 from auditor.errors import KpAuditError
 
 EXIT_ERROR = 3
@@ -31,6 +31,8 @@ app = typer.Typer(
 services.register(app)
 collect.register(app)
 check.register(app)
+scan.register(app)
+demo.register(app)
 
 
 def _version(value: bool) -> None:

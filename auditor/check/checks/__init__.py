@@ -1,0 +1,1 @@
+"""One module per check, named after the bad state it detects; the registry lists them."""
