@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import typer
 
 from auditor import __version__
-from auditor.cli import check, collect, demo, scan, services
+from auditor.cli import check, collect, demo, diff, scan, services, trace
 from auditor.errors import KpAuditError
 
 EXIT_ERROR = 3
@@ -33,6 +33,8 @@ collect.register(app)
 check.register(app)
 scan.register(app)
 demo.register(app)
+diff.register(app)
+trace.register(app)
 
 
 def _version(value: bool) -> None:
