@@ -1,6 +1,6 @@
 """Shared readers for the checks: kube-proxy's version and mode, and the Service model.
 
-Settings (config file vs flags) are read through `_settings`.
+Settings (config file vs flags) are read through `auditor.check.settings`.
 
 Each reader returns the value together with the `Evidence` that says where it came from,
 so every check cites the same source the same way.

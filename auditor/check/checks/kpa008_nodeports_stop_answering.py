@@ -29,7 +29,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from auditor.check.base import Check, Outcome
-from auditor.check.checks._nodeports import (
+from auditor.check.context import CheckContext
+from auditor.check.nodeports import (
     ADDRESSES_SOURCE,
     IPAddress,
     LocalAddress,
@@ -45,8 +46,7 @@ from auditor.check.checks._nodeports import (
     served_today,
     summarize,
 )
-from auditor.check.checks._settings import CONFIG_SOURCE, FLAGS_SOURCE, config_file_in_use
-from auditor.check.context import CheckContext
+from auditor.check.settings import CONFIG_SOURCE, FLAGS_SOURCE, config_file_in_use
 from auditor.findings import CheckID, Evidence, Severity
 from auditor.model import IPFamily, ProxyMode
 

@@ -27,15 +27,15 @@ KEP-3866 "Localhost NodePorts", KEP-6032, kubernetes PR #125015, k0sproject/k0s#
 from __future__ import annotations
 
 from auditor.check.base import Check, Outcome
-from auditor.check.checks._nodeports import (
+from auditor.check.context import CheckContext
+from auditor.check.nodeports import (
     kube_proxy_dumps,
     no_iptables_state,
     node_ports,
     nodeports_jump_evidence,
     summarize,
 )
-from auditor.check.checks._settings import as_bool, setting
-from auditor.check.context import CheckContext
+from auditor.check.settings import as_bool, setting
 from auditor.findings import CheckID, Evidence, Severity
 from auditor.model import IPFamily, ProxyMode
 from auditor.versions import Version

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from auditor.check.base import Check, Outcome
-from auditor.check.checks._settings import (
+from auditor.check.context import CheckContext
+from auditor.check.settings import (
     CONFIG_SOURCE,
     Setting,
     as_bool,
@@ -42,7 +43,6 @@ from auditor.check.checks._settings import (
     flag_value,
     value_text,
 )
-from auditor.check.context import CheckContext
 from auditor.findings import CheckID, Evidence, Severity
 from auditor.model import ProxyMode
 

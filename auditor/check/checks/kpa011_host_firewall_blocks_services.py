@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from auditor.check.base import Check, Outcome
 from auditor.check.checks._host_firewall import Cond, Hook, Packet, Result, Step, evaluate, iptables_step, nft_step
 from auditor.check.checks._kube_chains import IPTABLES_TABLES, is_own_jump, owned_chain
-from auditor.check.checks._nodeports import kube_proxy_dumps, local_addresses, no_iptables_state, parse_ip, summarize
 from auditor.check.context import CheckContext
+from auditor.check.nodeports import kube_proxy_dumps, local_addresses, no_iptables_state, parse_ip, summarize
 from auditor.errors import InputError
 from auditor.findings import CheckID, Evidence, Severity
 from auditor.model import FrontendKind, IPFamily, Masquerade, ProxyMode, ServiceModel

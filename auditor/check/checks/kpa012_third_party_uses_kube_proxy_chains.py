@@ -41,9 +41,9 @@ from typing import Any
 
 from auditor.check.base import Check, Outcome
 from auditor.check.checks._kube_chains import IPTABLES_TABLES, is_own_jump, kube_proxy_chain, owned_chain
-from auditor.check.checks._nodeports import no_iptables_state, summarize
-from auditor.check.checks._settings import masquerade_mark
 from auditor.check.context import CheckContext
+from auditor.check.nodeports import no_iptables_state, summarize
+from auditor.check.settings import masquerade_mark
 from auditor.errors import InputError
 from auditor.findings import CheckID, Evidence, Severity
 from auditor.model import ProxyMode

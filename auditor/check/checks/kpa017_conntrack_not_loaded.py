@@ -21,8 +21,8 @@ https://kubernetes.io/docs/reference/config-api/kube-proxy-config.v1alpha1/
 from __future__ import annotations
 
 from auditor.check.base import Check, Outcome
-from auditor.check.checks._settings import as_int, setting
 from auditor.check.context import CheckContext
+from auditor.check.settings import as_int, setting
 from auditor.findings import CheckID, Evidence, Severity
 
 SYSCTL = "net.netfilter.nf_conntrack_max"

@@ -18,8 +18,8 @@ https://github.com/kubernetes/enhancements/tree/master/keps/sig-network/5343-nft
 from __future__ import annotations
 
 from auditor.check.base import Check, Outcome
-from auditor.check.checks._settings import config_file_in_use, config_value, flag_value
 from auditor.check.context import CheckContext
+from auditor.check.settings import config_file_in_use, config_value, flag_value
 from auditor.findings import CheckID, Evidence, Severity
 
 

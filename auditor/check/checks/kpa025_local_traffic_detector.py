@@ -27,8 +27,8 @@ from typing import Any
 
 from auditor.check.base import Check, Outcome
 from auditor.check.checks._kube_proxy import model_source, service_model
-from auditor.check.checks._settings import Setting, setting
 from auditor.check.context import CheckContext
+from auditor.check.settings import Setting, setting
 from auditor.findings import CheckID, Evidence, Severity
 from auditor.model import FrontendKind, Masquerade
 

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from auditor.check.checks._settings import Setting, setting
 from auditor.check.context import CheckContext
+from auditor.check.settings import Setting, setting
 from auditor.findings import Evidence
 from auditor.model import FrontendKind, IPFamily, ServiceModel
 from auditor.normalize.node import holds_kube_proxy_state
