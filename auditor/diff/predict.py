@@ -5,12 +5,13 @@ From the iptables model, the node's addresses (host.json) and kube-proxy's confi
 (`nodePortAddresses`, default `primary` in nftables mode; `bindAddress`), it lists the
 deliberate mode differences that apply to this node, each with an example packet and the
 iptables rule that handles it today. The address reasoning is shared with KPA-008
-(`auditor.check.checks._nodeports`), so the prediction and the check agree.
+(`auditor.check.nodeports`), so the prediction and the check agree.
 """
 
 from __future__ import annotations
 
-from auditor.check.checks._nodeports import (
+from auditor.check.context import CheckContext
+from auditor.check.nodeports import (
     LocalAddress,
     local_addresses,
     node_ports,
@@ -20,7 +21,6 @@ from auditor.check.checks._nodeports import (
     served_today,
     summarize,
 )
-from auditor.check.context import CheckContext
 from auditor.collect.facts import HostFacts, host_to_json
 from auditor.diff.classify import mark_expected
 from auditor.diff.types import Difference, DifferenceKind
