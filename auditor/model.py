@@ -205,6 +205,11 @@ def address_sort_key(address: str | None) -> tuple[int, bytes]:
     """Numeric order for addresses and prefixes (None first, then IPv4, then IPv6)."""
     if address is None:
         return (0, b"")
+    if ":" not in address and "/" not in address:  # the common case: a plain IPv4 address
+        try:
+            return (4, socket.inet_pton(socket.AF_INET, address) + b"\x20")
+        except OSError:
+            return (9, address.encode())
     text, _, prefix = address.partition("/")
     family = socket.AF_INET6 if ":" in text else socket.AF_INET
     try:

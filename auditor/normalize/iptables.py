@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from auditor.gc_pause import paused_gc
 from auditor.model import (
     PROBABILITY_TOLERANCE,
     Endpoint,
@@ -78,8 +79,9 @@ _BUILTIN_JUMPS = {
 def normalize_iptables(dumps: Sequence[IptablesDump]) -> ServiceModel:
     """The Service model of one node from its iptables-save dumps (one per family)."""
     walks = [_FamilyWalk(dump) for dump in dumps]
-    for walk in walks:
-        walk.run()
+    with paused_gc():
+        for walk in walks:
+            walk.run()
     services: list[ServicePort] = []
     node_port_addresses: list[str] = []
     unmodelled: list[Unmodelled] = []
@@ -179,7 +181,8 @@ class _FamilyWalk:
         self._tables = {name: table.chains for name, table in dump.tables.items()}
         self.family = IPFamily.IPV6 if dump.ipv6 else IPFamily.IPV4
         self.unmodelled: dict[tuple[str, int], Unmodelled] = {}
-        self.visited: set[tuple[str, str]] = set()
+        #: chains whose rules were accounted for, by table
+        self.visited: dict[str, set[str]] = {name: set() for name in ("nat", "filter", *dump.tables)}
         self.services: list[ServicePort] = []
         self.node_port_addresses: list[str] = []
         self.localhost_node_ports = False
@@ -190,15 +193,13 @@ class _FamilyWalk:
         self._externals: dict[str, _External] = {}
         self._firewalls: dict[str, _Firewall] = {}
         nat = self._tables.get("nat", {})
-        self._endpoints: dict[str, tuple[str, int] | None] = dict(
-            endpoints_in_bulk((name, chain.lines) for name, chain in nat.items())
-        )
+        self._endpoints: dict[str, tuple[str, int] | None] = dict(endpoints_in_bulk(nat))
 
     # -- bookkeeping -----------------------------------------------------------------------
 
     def _lines(self, table: str, chain: str) -> list[tuple[int, str]]:
         """The (line, text) of every rule in a chain, marking the chain as accounted for."""
-        self.visited.add((table, chain))
+        self.visited.setdefault(table, set()).add(chain)
         found = self._tables.get(table, {}).get(chain)
         return found.lines if found is not None else []
 
@@ -488,11 +489,17 @@ class _FamilyWalk:
         policy = self._policies[chain] = _Policy()
         remaining = 1.0
         shares: dict[tuple[str, int], float] = {}
+        endpoints, visited_nat = self._endpoints, self.visited["nat"]
         for line, text in self._lines("nat", chain):
-            pick = pick_of(text) if remaining > PROBABILITY_TOLERANCE else None
+            masquerade_like = text.endswith(" -j KUBE-MARK-MASQ")
+            pick = pick_of(text) if remaining > PROBABILITY_TOLERANCE and not masquerade_like else None
             if pick is not None:  # the bulk of every dump: one endpoint's share
                 probability, target = pick
-                endpoint = self._endpoint(target)
+                if target in endpoints:  # read in bulk up front
+                    endpoint = endpoints[target]
+                    visited_nat.add(target)
+                else:
+                    endpoint = self._endpoint(target)
                 share = remaining if probability is None else remaining * probability
                 remaining -= share
                 if endpoint is None:
@@ -549,7 +556,7 @@ class _FamilyWalk:
 
     def _endpoint(self, chain: str) -> tuple[str, int] | None:
         """The DNAT destination of a KUBE-SEP chain (most were read in bulk up front)."""
-        self.visited.add(("nat", chain))
+        self.visited["nat"].add(chain)
         if chain in self._endpoints:
             return self._endpoints[chain]
         destination: tuple[str, int] | None = None
@@ -595,7 +602,7 @@ class _FamilyWalk:
         """Rules in chains the walk never reached."""
         for table in self.dump.tables.values():
             for chain in table.chains.values():
-                if (table.name, chain.name) in self.visited or not chain.lines:
+                if chain.name in self.visited.get(table.name, ()) or not chain.lines:
                     continue
                 owned = chain.name.startswith("KUBE-") and table.name in ("nat", "filter")
                 if owned and chain.name not in _CANARIES:

@@ -11,8 +11,8 @@ tests check that both paths agree on every rule of every fixture.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from auditor.naming import canonical_address
 from auditor.parse.iptables_save import Rule, parse_rule
@@ -374,20 +374,27 @@ def endpoint_of(lines: list[tuple[int, str]]) -> tuple[str, int] | None:
     return None if m is None else host_port(m[5])
 
 
-def endpoints_in_bulk(chains: Iterable[tuple[str, list[tuple[int, str]]]]) -> dict[str, tuple[str, int]]:
+_DNAT_SAVE_PLAIN = re.compile(
+    r"-A \S+ -p (tcp|udp|sctp)(?: -m comment --comment (?:\"[^\"\\]*\"|[^\s\"]+))?(?: -m recent --set --name \S+ "
+    + _MASK
+    + r" --rsource)? -m \1 -j DNAT --to-destination \[?([0-9a-fA-F.:]+?)\]?:(\d+)"
+)
+
+
+def endpoints_in_bulk(chains: Mapping[str, Any]) -> dict[str, tuple[str, int]]:
     """`endpoint_of` for every KUBE-SEP chain at once, in one tight loop (a dump can hold
-    tens of thousands); chains of any other shape are left out for the careful path."""
-    hairpin_save, dnat_save = _HAIRPIN_SAVE.fullmatch, _DNAT_SAVE.fullmatch
+    tens of thousands); chains of any other shape are left out for the careful path.
+    `chains` maps names to objects with `.lines` ([(line, text)])."""
+    hairpin_save, dnat_save = _HAIRPIN_SAVE.fullmatch, _DNAT_SAVE_PLAIN.fullmatch
     found: dict[str, tuple[str, int]] = {}
-    for name, lines in chains:
+    for name, chain in chains.items():
+        lines = chain.lines
         if len(lines) != 2 or not name.startswith("KUBE-SEP-"):
             continue
         if hairpin_save(lines[0][1]):
             m = dnat_save(lines[1][1])
             if m is not None:
-                destination = host_port(m[5])
-                if destination is not None:
-                    found[name] = destination
+                found[name] = (m[2], int(m[3]))
                 continue
         destination = endpoint_of(lines)
         if destination is not None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor.errors import InputError
+from auditor.gc_pause import paused_gc
 from auditor.model import (
     Endpoint,
     Frontend,
@@ -56,7 +57,6 @@ from auditor.parse.nft_json import (
     Verdict,
     element_text,
     expr_text,
-    paused_gc,
     rule_text,
 )
 

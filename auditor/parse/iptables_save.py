@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from auditor.errors import InputError
+from auditor.gc_pause import paused_gc
 
 # Options of the rule itself (not of a -m module), as iptables-save prints them.
 _ADDRESS_OPTIONS = {"-s": "src", "--source": "src", "-d": "dst", "--destination": "dst"}
@@ -169,6 +170,11 @@ def parse_iptables_save(
     data: bytes | str, *, source: str = "<input>", ipv6: bool = False, allow_empty: bool = False
 ) -> IptablesDump:
     """Parse iptables-save output. `allow_empty` accepts a dump with no tables at all."""
+    with paused_gc():
+        return _parse(data, source, ipv6, allow_empty)
+
+
+def _parse(data: bytes | str, source: str, ipv6: bool, allow_empty: bool) -> IptablesDump:
     text = decode_text(data, source) if isinstance(data, bytes) else data
     dump = IptablesDump(source=source, ipv6=ipv6)
     table: Table | None = None
@@ -185,6 +191,14 @@ def parse_iptables_save(
                     raise InputError(source, "unbalanced double quote (line cut short?)", lineno)
                 append((lineno, raw))
                 continue
+        elif raw[:1] == ":" and table is not None:
+            # the other hot path: one declaration per kube-proxy chain (tens of thousands)
+            parts = raw[1:].split(" ", 2)
+            if len(parts) == 3 and parts[1] in _POLICIES and parts[0] not in chains:
+                name, policy = parts[0], parts[1]
+                chain = chains[name] = Chain(name, None if policy == "-" else policy, table.name, source)
+                appenders[name] = chain.lines.append
+                continue
         line = raw.strip()
         if not line or line[0] == "#":
             continue
@@ -196,12 +210,12 @@ def parse_iptables_save(
             words = line.split(None, 2)
             if len(words) < 2 or words[0] not in ("-A", "--append"):
                 raise InputError(source, f"expected '-A CHAIN ...', got {_clip(line)}", lineno)
-            chain = chains.get(words[1])
-            if chain is None:
+            owner = chains.get(words[1])
+            if owner is None:
                 raise InputError(
                     source, f"rule for chain {words[1]!r}, which table {table.name} does not declare", lineno
                 )
-            chain.lines.append((lineno, line))
+            owner.lines.append((lineno, line))
         elif first == ":":
             if table is None:
                 raise InputError(source, "chain declaration outside a table", lineno)
@@ -238,9 +252,12 @@ def _clip(text: str, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
+_POLICIES = frozenset(("-", "ACCEPT", "DROP", "RETURN", "QUEUE"))
+
+
 def _parse_chain_line(line: str, source: str, lineno: int) -> tuple[str, str]:
     parts = line[1:].split()
-    if len(parts) < 2 or parts[1] not in ("-", "ACCEPT", "DROP", "RETURN", "QUEUE"):
+    if len(parts) < 2 or parts[1] not in _POLICIES:
         raise InputError(source, f"bad chain declaration {_clip(line)}", lineno)
     return parts[0], parts[1]
 

@@ -12,17 +12,16 @@ file and, where it helps, the line and column (invalid JSON) or the object's pos
 
 from __future__ import annotations
 
-import gc
 import json
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
 from auditor.errors import InputError
+from auditor.gc_pause import paused_gc
 
 #: the libnftables JSON schema this reader understands (`metainfo.json_schema_version`)
 SUPPORTED_SCHEMA_VERSION = 1
@@ -254,28 +253,6 @@ def parse_nft_json(data: bytes | str, source: str) -> NftRuleset:
         reader = _Reader(source)
         version, schema, objects = reader.envelope(document)
         return reader.ruleset(objects, version, schema)
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many acyclic objects.
-
-    With a large ruleset in memory each full collection walks millions of containers that
-    cannot be garbage; at 10,000 Services that is most of the time spent. Reference
-    counting still frees everything as usual. On exit the survivors are moved to the oldest
-    generation (`gc.freeze()` + `gc.unfreeze()`, which also resets the young-generation
-    count) instead of being walked at the next allocation; they stay tracked, so a later
-    full collection still sees them. The previous enabled state is restored.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.freeze()
-            gc.unfreeze()
-            gc.enable()
 
 
 def _decode(data: bytes | str, source: str) -> Any:
@@ -939,7 +916,6 @@ __all__ = [
     "expr_text",
     "iter_rules",
     "parse_nft_json",
-    "paused_gc",
     "read_nft_json",
     "rule_text",
     "value_text",
