@@ -18,7 +18,8 @@ import pytest
 from auditor.errors import InputError
 from auditor.model import Frontend, FrontendKind, IPFamily, Masquerade, ProxyMode, Result, ServiceModel
 from auditor.naming import nft_service_chain_base
-from auditor.normalize.nftables import normalize_nftables, read_facts
+from auditor.normalize.nftables import normalize_nftables
+from auditor.normalize.nftables_facts import read_facts
 from auditor.parse.nft_json import NftRuleset, parse_nft_json, read_nft_json
 from tests.helpers import reference
 
