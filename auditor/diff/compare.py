@@ -7,8 +7,9 @@
 3. Mode probes (an iptables side against an nftables side): a cluster IP on an unused port
    and an unallocated service IP, which only nftables' `cluster-ips-check` handles.
 4. Rules outside the model: when a side has rules its normalizer did not model (a third
-   party's DNAT, a host firewall table), every frontend of that side is traced and checked
-   against its model; where the rules decide otherwise than the model says and the other
+   party's DNAT, a host firewall table), the frontends those rules can reach are traced
+   and checked against the model (all of them when a rule's reach cannot be bounded by
+   destination); where the rules decide otherwise than the model says and the other
    side behaves differently, that is an `outcome` difference.
 """
 
@@ -60,9 +61,11 @@ def compare(left: Side, right: Side) -> DiffResult:
     reported = {(d.service, d.frontend) for d in diffs}
     for side, other, flip in ((left, right, False), (right, left, True)):
         if side.tracer is not None and _needs_verification(side):
-            found, checked = _verify(side, other, local, reported, flip)
+            reach = _reach(side, local)
+            found, checked = _verify(side, other, local, reported, flip, reach)
             diffs += found
-            notes.append(f"{side.label}: rules outside the model, so all {checked} frontends were traced")
+            scope = "all" if reach is None else "the"
+            notes.append(f"{side.label}: rules outside the model, so {scope} {checked} frontends they can reach were traced")
     traced = [_with_traces(d, left, right) for d in diffs]
     ordered = tuple(sorted(traced, key=lambda d: d.sort_key))
     return DiffResult(left.info, right.info, ordered, tuple(notes))
@@ -228,11 +231,71 @@ def _needs_verification(side: Side) -> bool:
     return False
 
 
+#: iptables chains a packet enters without a jump: a foreign rule elsewhere is only reached
+#: through a foreign rule in one of these (or one placed inside kube-proxy's own chains)
+_ENTRY_CHAINS = {"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"}
+
+
+@dataclass(frozen=True)
+class _Reach:
+    """Which frontends the rules outside the model can touch: by destination, or local ones."""
+
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    ports: frozenset[int]
+    local: bool
+
+    def touches(self, frontend: Frontend, local: Sequence[str]) -> bool:
+        if frontend.port in self.ports:
+            return True
+        # a NodePort's packet goes to one of the node's addresses
+        targets = list(local) if frontend.address is None else [frontend.address]
+        for text in targets:
+            if self.local and text in local:
+                return True
+            ip = ipaddress.ip_address(text.split("/", 1)[0])
+            if any(ip in net for net in self.networks if net.version == ip.version):
+                return True
+        return frontend.address is None and self.local
+
+
+def _reach(side: Side, local: Sequence[str]) -> _Reach | None:
+    """Bound the reach of an iptables side's foreign rules by their destination matches;
+    None when some rule could touch any frontend (or the side is not iptables)."""
+    if side.model.mode is not ProxyMode.IPTABLES or side.ruleset is not None:
+        return None
+    from auditor.normalize.iptables_facts import DPORT, DST, DST_TYPE, facts_from_rule
+    from auditor.parse.iptables_save import parse_rule
+
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    ports: set[int] = set()
+    local_only = False
+    for item in side.model.unmodelled:
+        if any(word in item.reason for word in _HARMLESS):
+            continue
+        if item.chain not in _ENTRY_CHAINS and not item.chain.startswith("KUBE-"):
+            continue  # reached only through a foreign rule in an entry chain
+        facts = facts_from_rule(parse_rule(item.rule, item.table, item.line, item.source))
+        if facts.conditions & DST and facts.dst and not facts.dst_negated:
+            networks.append(ipaddress.ip_network(facts.dst, strict=False))
+        elif facts.conditions & DPORT and facts.dport is not None:
+            ports.add(facts.dport)
+        elif facts.conditions & DST_TYPE and facts.dst_type == "LOCAL":
+            local_only = True
+        else:
+            return None
+    return _Reach(tuple(networks), frozenset(ports), local_only)
+
+
 def _verify(
-    side: Side, other: Side, local: Sequence[str], reported: set[tuple[Any, Any]], flip: bool
+    side: Side,
+    other: Side,
+    local: Sequence[str],
+    reported: set[tuple[Any, Any]],
+    flip: bool,
+    reach: _Reach | None = None,
 ) -> tuple[list[Difference], int]:
-    """Trace every frontend of `side`; where the trace contradicts the model, compare with the
-    other side's trace of the same packet."""
+    """Trace the frontends of `side` that `reach` allows (all when None); where a trace
+    contradicts the model, compare with the other side's trace of the same packet."""
     assert side.tracer is not None
     out: list[Difference] = []
     others = {(s.key, frontend_key(f)): f for s in other.model.services for f in s.frontends}
@@ -241,7 +304,7 @@ def _verify(
         node = node_address(side.model, svc.family, local)
         for frontend in svc.frontends:
             key = (svc.key, frontend_key(frontend))
-            if key in reported or key not in others:
+            if key in reported or key not in others or (reach is not None and not reach.touches(frontend, local)):
                 continue
             packet = frontend_packet(svc, frontend, node)
             if packet is None:
