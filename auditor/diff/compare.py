@@ -77,7 +77,7 @@ def compare(left: Side, right: Side) -> DiffResult:
 def _with_traces(d: Difference, left: Side, right: Side) -> Difference:
     if d.packet is None:
         return d
-    endpoint = _endpoint_of(d)
+    endpoint = d.endpoint
     changes: dict[str, object] = {}
     for side, prefix in ((left, "left"), (right, "right")):
         if side.tracer is None:
@@ -86,16 +86,6 @@ def _with_traces(d: Difference, left: Side, right: Side) -> Difference:
         changes[f"{prefix}_outcome"] = _outcome_text(result)
         changes[f"{prefix}_rule"] = _deciding(result, endpoint)
     return replace(d, **changes)  # type: ignore[arg-type]
-
-
-def _endpoint_of(d: Difference) -> tuple[str, int] | None:
-    if d.kind in (DifferenceKind.ENDPOINT_ADDED, DifferenceKind.ENDPOINT_REMOVED, DifferenceKind.PROBABILITY):
-        # the message names it; the key is (address, port) in the frontend's endpoint dict
-        text = d.message.rsplit("endpoint ", 1)[-1].split(" ", 1)[0].rstrip(":")
-        host, _, port = text.rpartition(":")
-        if port.isdigit():
-            return host.strip("[]"), int(port)
-    return None
 
 
 def _outcome_text(result: TraceResult) -> str:

@@ -454,7 +454,9 @@ def _endpoint(skey: ServiceKey, fkey: FrontendKey, endpoint: Any, t1: Any, t2: A
         kind, text = DifferenceKind.ENDPOINT_REMOVED, f"endpoint {where} only on the left (p={left:.4g})"
     else:
         kind, text = DifferenceKind.PROBABILITY, f"endpoint {where}: p={left:.6g} on the left, p={right:.6g} on the right"
-    d = Difference(kind, f"{svc.name} {_frontend_text(fkey)}: {text}", skey, fkey, left=left, right=right)
+    d = Difference(
+        kind, f"{svc.name} {_frontend_text(fkey)}: {text}", skey, fkey, endpoint=(address, port), left=left, right=right
+    )
     return _with_frontends(d, svc, lf, rf, sides)
 
 

@@ -65,6 +65,8 @@ class Difference:
     message: str
     service: ServiceKey | None = None
     frontend: FrontendKey | None = None
+    #: (address, port) of the endpoint an endpoint or probability difference is about
+    endpoint: tuple[str, int] | None = None
     #: the left and right values (JSON-friendly: str, int, float, bool, tuples, None)
     left: Any = None
     right: Any = None

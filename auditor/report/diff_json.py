@@ -44,6 +44,7 @@ def difference_json(d: Difference) -> dict[str, Any]:
         "frontend": None
         if d.frontend is None
         else {"kind": d.frontend[0], "address": d.frontend[1], "port": d.frontend[2]},
+        "endpoint": None if d.endpoint is None else {"address": d.endpoint[0], "port": d.endpoint[1]},
         "left": _value(d.left),
         "right": _value(d.right),
         "packet": packet_json(d.packet),
