@@ -8,17 +8,15 @@ from auditor.check.context import CheckContext
 from auditor.collect.facts import host_to_json
 from auditor.collect.models import (
     iptables_choice,
-    iptables_dumps,
     kube_proxy_mode,
-    nftables_holds_state,
     nftables_ruleset,
 )
 from auditor.collect.probe import ProbeResult
 from auditor.collect.snapshot import Snapshot
 from auditor.collect.sources import IPTABLES_SAVES, NFTABLES
 from auditor.errors import InputError
-from auditor.model import ProxyMode, ServiceModel
-from auditor.normalize.iptables import normalize_iptables
+from auditor.model import ProxyMode
+from auditor.normalize.node import node_models
 from auditor.parse.iptables_save import IptablesDump, parse_iptables_save
 from auditor.versions import Version
 
@@ -36,14 +34,8 @@ def context_from_snapshot(snapshot: Snapshot, target_version: Version | None = N
             dumps[save.file] = parse_iptables_save(text, source=source, ipv6=save.ipv6, allow_empty=True)
     nft_record = snapshot.source(NFTABLES)
     ruleset = nftables_ruleset(snapshot) if nft_record is not None and nft_record.ok else None
-    models: dict[ProxyMode, ServiceModel] = {}
     choice = iptables_choice(snapshot)
-    if choice.backend is not None and choice.with_state:
-        models[ProxyMode.IPTABLES] = normalize_iptables(iptables_dumps(snapshot, choice.backend))
-    if ruleset is not None and nftables_holds_state(ruleset):
-        from auditor.normalize.nftables import normalize_nftables
-
-        models[ProxyMode.NFTABLES] = normalize_nftables(ruleset, require_table=False)
+    models = node_models(dumps, ruleset, preferred_backend=choice.backend)
     mode = kube_proxy_mode(snapshot)
     return CheckContext(
         node=snapshot.meta.hostname or "unknown",
