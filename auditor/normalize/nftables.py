@@ -227,6 +227,36 @@ class _Pending:
     base: str | None
 
 
+@dataclass
+class _Route:
+    """What the dispatch elements already settled for a frontend, before its chains are read."""
+
+    key: _Key
+    dispatch: _Dispatch
+    #: what the no-endpoint maps do with it (None: nothing)
+    verdict: Result | None
+    kind: FrontendKind
+    certain: bool
+    ranges: tuple[str, ...]
+    origin: tuple[RuleRef, ...]
+    name: str | None
+    base: str | None
+
+    def frontend(self, result: Result, **fields: Any) -> _Pending:
+        _, address, port = self.key
+        frontend = Frontend(
+            self.kind,
+            address,
+            port,
+            result,
+            source_ranges=self.ranges,
+            kind_certain=self.certain,
+            origin=self.origin,
+            **fields,
+        )
+        return _Pending(self.key, frontend, self.name, self.base)
+
+
 class _TableWalk:
     """Walks one kube-proxy table; results are left on the instance."""
 
@@ -535,117 +565,65 @@ class _TableWalk:
         if chain.startswith(_POLICY):
             if address is not None and fw is None:
                 kind, certain = FrontendKind.CLUSTER_IP, True
-            return self._through_policy(key, d, chain, verdict, kind, certain, ranges, origin, name, base)
+            return self._through_policy(_Route(key, d, verdict, kind, certain, ranges, origin, name, base), chain)
         if chain.startswith("external-") and chain in self.table.chains:
             if address is not None and kind is FrontendKind.CLUSTER_IP:
                 kind, certain = FrontendKind.EXTERNAL_IP, False  # a cluster IP never goes to external-
-            return self._through_external(key, d, chain, verdict, kind, certain, ranges, origin, name, base)
+            return self._through_external(_Route(key, d, verdict, kind, certain, ranges, origin, name, base), chain)
         self._skip_element(d, f"dispatches to {chain!r}, not a service-, local- or external- chain of this table")
         return None
 
-    def _through_policy(
-        self,
-        key: _Key,
-        d: _Dispatch,
-        chain: str,
-        verdict: Result | None,
-        kind: FrontendKind,
-        certain: bool,
-        ranges: tuple[str, ...],
-        origin: tuple[RuleRef, ...],
-        name: str | None,
-        base: str | None,
-    ) -> _Pending | None:
-        _, address, port = key
+    def _through_policy(self, route: _Route, chain: str) -> _Pending | None:
+        """A frontend dispatched straight to a service- or local- chain (cluster IPs)."""
         if chain not in self.table.chains:
-            self._skip_element(d, f"dispatches to {chain!r}, which does not exist")
+            self._skip_element(route.dispatch, f"dispatches to {chain!r}, which does not exist")
             return None
         policy = self._policy(chain)
-        endpoints = policy.endpoints
-        if not endpoints:
-            if verdict is None:
-                self._skip_element(d, "dispatched, but no DNAT follows and no no-endpoint element drops it")
+        if not policy.endpoints:
+            if route.verdict is None:
+                self._skip_element(
+                    route.dispatch, "dispatched, but no DNAT follows and no no-endpoint element drops it"
+                )
                 return None
-            frontend = Frontend(
-                kind,
-                address,
-                port,
-                verdict,
-                source_ranges=ranges,
-                local_only=verdict is Result.DROP,
-                kind_certain=certain,
-                origin=origin,
-            )
-            return _Pending(key, frontend, name, base)
-        frontend = Frontend(
-            kind,
-            address,
-            port,
+            return route.frontend(route.verdict, local_only=route.verdict is Result.DROP)
+        _, address, port = route.key
+        return route.frontend(
             Result.DNAT,
-            endpoints=endpoints,
+            endpoints=policy.endpoints,
             affinity_seconds=policy.affinity_seconds,
-            source_ranges=ranges,
             local_only=policy.local,
             masquerade=self._masquerade(policy, address, port),
-            kind_certain=certain,
-            origin=origin,
         )
-        return _Pending(key, frontend, name, base)
 
-    def _through_external(
-        self,
-        key: _Key,
-        d: _Dispatch,
-        chain: str,
-        verdict: Result | None,
-        kind: FrontendKind,
-        certain: bool,
-        ranges: tuple[str, ...],
-        origin: tuple[RuleRef, ...],
-        name: str | None,
-        base: str | None,
-    ) -> _Pending | None:
-        _, address, port = key
+    def _through_external(self, route: _Route, chain: str) -> _Pending | None:
+        """A frontend dispatched to an external- chain (external, load-balancer IPs, NodePorts)."""
         ext = self._external(chain)
         policy = self._policy(ext.policy_chain) if ext.policy_chain else None
-        endpoints = policy.endpoints if policy is not None else ()
-        if policy is None or not endpoints:
-            if verdict is None:
-                self._skip_element(d, "dispatched, but no DNAT follows and no no-endpoint element drops it")
+        if policy is None or not policy.endpoints:
+            if route.verdict is None:
+                self._skip_element(
+                    route.dispatch, "dispatched, but no DNAT follows and no no-endpoint element drops it"
+                )
                 return None
-            frontend = Frontend(
-                kind,
-                address,
-                port,
-                verdict,
-                source_ranges=ranges,
-                local_only=ext.short_circuit or verdict is Result.DROP,
+            return route.frontend(
+                route.verdict,
+                local_only=ext.short_circuit or route.verdict is Result.DROP,
                 short_circuit=ext.short_circuit,
-                kind_certain=certain,
-                origin=origin,
             )
-            return _Pending(key, frontend, name, base)
         if ext.masquerade_all:
             masquerade = Masquerade.ALL
         elif ext.masquerade_node:
             masquerade = Masquerade.NODE_SOURCES
         else:
             masquerade = Masquerade.NONE
-        frontend = Frontend(
-            kind,
-            address,
-            port,
+        return route.frontend(
             Result.DNAT,
-            endpoints=endpoints,
+            endpoints=policy.endpoints,
             affinity_seconds=policy.affinity_seconds,
-            source_ranges=ranges,
             local_only=ext.short_circuit or policy.local,
             masquerade=masquerade,
             short_circuit=ext.short_circuit,
-            kind_certain=certain,
-            origin=origin,
         )
-        return _Pending(key, frontend, name, base)
 
     @staticmethod
     def _masquerade(policy: _Policy, address: str | None, port: int) -> Masquerade:

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from auditor.errors import InputError
 from auditor.gc_pause import paused_gc
+from auditor.parse.source import read_source
 
 # Options of the rule itself (not of a -m module), as iptables-save prints them.
 _ADDRESS_OPTIONS = {"-s": "src", "--source": "src", "-d": "dst", "--destination": "dst"}
@@ -141,17 +142,7 @@ class IptablesDump:
 
 def read_iptables_save(path: str, *, ipv6: bool = False, allow_empty: bool = False) -> IptablesDump:
     """Parse the file at `path`; `-` reads standard input. Raises `InputError` naming FILE:LINE."""
-    import sys
-
-    try:
-        if path == "-":
-            data = sys.stdin.buffer.read()
-        else:
-            with open(path, "rb") as handle:
-                data = handle.read()
-    except OSError as exc:
-        raise InputError(path, exc.strerror or str(exc)) from exc
-    return parse_iptables_save(data, source=path, ipv6=ipv6, allow_empty=allow_empty)
+    return parse_iptables_save(read_source(path), source=path, ipv6=ipv6, allow_empty=allow_empty)
 
 
 def decode_text(data: bytes, source: str) -> str:

@@ -13,7 +13,6 @@ file and, where it helps, the line and column (invalid JSON) or the object's pos
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -22,6 +21,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from auditor.errors import InputError
 from auditor.gc_pause import paused_gc
+from auditor.parse.source import read_source
 
 #: the libnftables JSON schema this reader understands (`metainfo.json_schema_version`)
 SUPPORTED_SCHEMA_VERSION = 1
@@ -235,15 +235,7 @@ class NftRuleset:
 
 def read_nft_json(path: str) -> NftRuleset:
     """Parse the file at `path`; `-` reads standard input. Raises `InputError` naming the file."""
-    try:
-        if path == "-":
-            data = sys.stdin.buffer.read()
-        else:
-            with open(path, "rb") as handle:
-                data = handle.read()
-    except OSError as exc:
-        raise InputError(path, exc.strerror or str(exc)) from exc
-    return parse_nft_json(data, path)
+    return parse_nft_json(read_source(path), path)
 
 
 def parse_nft_json(data: bytes | str, source: str) -> NftRuleset:
