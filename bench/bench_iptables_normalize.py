@@ -39,12 +39,12 @@ def make_dump(services: int, directory: Path) -> tuple[Path, str]:
     return path, origin
 
 
-def measure(path: Path) -> dict[str, float]:
-    reference = best_of(lambda: path.read_text().splitlines())
+def measure(path: Path, repeat: int) -> dict[str, float]:
+    reference = best_of(lambda: path.read_text().splitlines(), repeat * 2)
     dump = read_iptables_save(str(path))
-    parse = best_of(lambda: read_iptables_save(str(path)), 3)
-    normalize = best_of(lambda: normalize_iptables([dump]), 3)
-    whole = best_of(lambda: normalize_iptables([read_iptables_save(str(path))]), 3)
+    parse = best_of(lambda: read_iptables_save(str(path)), repeat)
+    normalize = best_of(lambda: normalize_iptables([dump]), repeat)
+    whole = best_of(lambda: normalize_iptables([read_iptables_save(str(path))]), repeat)
     model = normalize_iptables([dump])
     assert model.coverage == 1.0 and len(model.services) > 0
     return {"rules": dump.rule_count, "reference": reference, "parse": parse, "normalize": normalize, "whole": whole}
@@ -55,7 +55,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for services in (1_000, 10_000):
             path, origin = make_dump(services, Path(tmp))
-            r = results[services] = measure(path)
+            r = results[services] = measure(path, repeat=15 if services <= 1_000 else 5)
             print(
                 f"{services:>6} services: {int(r['rules']):>7} rules ({origin}); read+split {r['reference'] * 1000:.1f} ms,"
                 f" parse {r['parse'] * 1000:.0f} ms, normalize {r['normalize'] * 1000:.0f} ms,"

@@ -44,6 +44,7 @@ from auditor.normalize.iptables_facts import (
     IN_IFACE,
     MARK,
     NFACCT,
+    PICK,
     PROTO,
     RECENT,
     SRC,
@@ -51,7 +52,6 @@ from auditor.normalize.iptables_facts import (
     Facts,
     endpoints_in_bulk,
     host_port,
-    pick_of,
     read_facts,
 )
 from auditor.parse.iptables_save import IptablesDump
@@ -490,11 +490,12 @@ class _FamilyWalk:
         remaining = 1.0
         shares: dict[tuple[str, int], float] = {}
         endpoints, visited_nat = self._endpoints, self.visited["nat"]
+        match_pick = PICK.fullmatch
         for line, text in self._lines("nat", chain):
-            masquerade_like = text.endswith(" -j KUBE-MARK-MASQ")
-            pick = pick_of(text) if remaining > PROBABILITY_TOLERANCE and not masquerade_like else None
-            if pick is not None:  # the bulk of every dump: one endpoint's share
-                probability, target = pick
+            # the bulk of every dump: one endpoint's share (pick_of, inlined for speed)
+            m = match_pick(text) if remaining > PROBABILITY_TOLERANCE else None
+            if m is not None:
+                probability, target = (None if m[3] is None else float(m[3])), m[4]
                 if target in endpoints:  # read in bulk up front
                     endpoint = endpoints[target]
                     visited_nat.add(target)

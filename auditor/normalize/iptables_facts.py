@@ -202,7 +202,8 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 
 # (pattern, builder) per shape; each builder maps match groups to Facts fields.
-_PICK = _compile(_COMMENT + r"(?: -m statistic --mode random --probability ([0-9.]+))? -j (KUBE-SEP-[A-Z0-9]+)")
+#: an endpoint pick exactly: groups 3 (probability, or None) and 4 (the KUBE-SEP chain); see `pick_of`
+PICK = _compile(_COMMENT + r"(?: -m statistic --mode random --probability ([0-9.]+))? -j (KUBE-SEP-[A-Z0-9]+)")
 _STICKY_KP = _compile(_COMMENT + r" -m recent --name (\S+) --rcheck --seconds (\d+) --reap -j (KUBE-SEP-[A-Z0-9]+)")
 _STICKY_SAVE = _compile(
     _COMMENT
@@ -297,7 +298,7 @@ def _fast(text: str, line: int, prefix: str) -> Facts | None:
             if m:
                 return Facts(line, text, m[5], RECENT, comment=m[1] or m[2], recent=("rcheck", m[3], int(m[4])))
             return None
-        m = _PICK.fullmatch(text)
+        m = PICK.fullmatch(text)
         if m:
             if m[3] is None:
                 return Facts(line, text, m[4], 0, comment=m[1] or m[2])
@@ -335,18 +336,13 @@ def _masq(
     )
 
 
-_PICK_ONLY = re.compile(
-    r"-A \S+" + _COMMENT + r"(?: -m statistic --mode random --probability ([0-9.]+))? -j (KUBE-SEP-[A-Z0-9]+)"
-)
-
-
 def pick_of(text: str) -> tuple[float | None, str] | None:
     """(probability or None, endpoint chain) when the rule is exactly an endpoint pick.
 
     Same meaning as `facts_from_rule` giving target KUBE-SEP-* with no condition but the
     probability; None means "not that shape", never "no match".
     """
-    m = _PICK_ONLY.fullmatch(text)
+    m = PICK.fullmatch(text)
     if m is None:
         return None
     return (None if m[3] is None else float(m[3])), m[4]
