@@ -5,25 +5,17 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import json
-from enum import StrEnum
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from auditor.audit import AuditOptions, AuditResult, audit_snapshot
+from auditor.audit import AuditOptions, audit_snapshot
 from auditor.check.registry import CATALOGUE_VERSION, REGISTRY
+from auditor.cli import report_options as opts
 from auditor.collect.snapshot import read_snapshot
 from auditor.errors import InputError
 from auditor.findings import CheckID, FailOn
-from auditor.report.console import print_report
-from auditor.versions import Version, parse_version
-
-
-class CheckFormat(StrEnum):
-    CONSOLE = "console"
-    JSON = "json"
 
 
 def register(app: typer.Typer) -> None:
@@ -32,40 +24,33 @@ def register(app: typer.Typer) -> None:
     app.command("explain")(explain)
 
 
-def target_version_option(value: str | None) -> Version | None:
-    if not value:
-        return None
-    version = parse_version(value)
-    if version is None:
-        raise InputError("--target-version", f"not a version: {value!r} (expected e.g. 1.33 or v1.33.2)")
-    return version
-
-
 def check(
     snapshot: str = typer.Argument(..., metavar="SNAPSHOT", help="A snapshot from `kp-audit collect` (directory or .tar.gz)."),
-    output_format: CheckFormat = typer.Option(CheckFormat.CONSOLE, "--format", "-f", envvar="KP_AUDIT_FORMAT", help="Output format."),
-    fail_on: FailOn = typer.Option(FailOn.BLOCKER, "--fail-on", envvar="KP_AUDIT_FAIL_ON", help="Lowest severity that fails (exit 1/2)."),
-    target_version: str | None = typer.Option(
-        None, "--target-version", envvar="KP_AUDIT_TARGET_VERSION", metavar="VERSION",
-        help="The kube-proxy version the node will run after the switch (default: the one found).",
-    ),
-    only: list[str] = typer.Option([], "--only", metavar="KPA-NNN", help="Run only these checks (repeatable)."),
+    output_format: list[str] = opts.FORMAT,
+    output_dir: str | None = opts.OUTPUT_DIR,
+    fail_on: FailOn = opts.FAIL_ON,
+    exit_zero: bool = opts.EXIT_ZERO,
+    waivers: str | None = opts.WAIVERS,
+    today: str | None = opts.TODAY,
+    cluster: str | None = opts.CLUSTER,
+    target_version: str | None = opts.TARGET_VERSION,
+    only: list[str] = opts.ONLY,
+    no_color: bool = opts.NO_COLOR,
 ) -> None:
     """Check a snapshot for nftables readiness; exit 0 ready, 1 warnings (--fail-on warning), 2 blockers, 3 incomplete."""
-    unknown = [c for c in only if c not in REGISTRY]
-    if unknown:
-        raise InputError("--only", f"no such check: {', '.join(unknown)} (see `kp-audit checks`)")
-    options = AuditOptions(fail_on=fail_on, target_version=target_version_option(target_version), only=tuple(only))
+    request = opts.output_request(output_format, output_dir, no_color)
+    options = AuditOptions(
+        fail_on=fail_on,
+        target_version=opts.target_version_option(target_version),
+        only=opts.only_option(only),
+        cluster=cluster or None,
+        waivers=opts.waivers_option(waivers),
+        today=opts.today_option(today),
+        exit_zero=exit_zero,
+    )
     result = audit_snapshot(read_snapshot(snapshot), options)
-    emit(result, output_format)
+    opts.emit_reports(result.report, request)
     raise typer.Exit(result.exit_code)
-
-
-def emit(result: AuditResult, output_format: CheckFormat) -> None:
-    if output_format is CheckFormat.JSON:
-        typer.echo(json.dumps(result.report, indent=2))
-    else:
-        print_report(result.report, Console())
 
 
 def checks() -> None:

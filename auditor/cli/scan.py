@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from auditor.audit import AuditOptions, audit_snapshot
-from auditor.cli.check import CheckFormat, emit, target_version_option
+from auditor.cli import report_options as opts
 from auditor.cli.collect import RichProgress
 from auditor.collect.collector import collect
 from auditor.collect.progress import NullProgress
@@ -29,12 +29,16 @@ def scan(
         None, "--keep-snapshot", envvar="KP_AUDIT_KEEP_SNAPSHOT", metavar="PATH",
         help="Keep the snapshot here (a new directory, or .tar.gz) instead of a temporary one.",
     ),
-    output_format: CheckFormat = typer.Option(CheckFormat.CONSOLE, "--format", "-f", envvar="KP_AUDIT_FORMAT", help="Output format."),
-    fail_on: FailOn = typer.Option(FailOn.BLOCKER, "--fail-on", envvar="KP_AUDIT_FAIL_ON", help="Lowest severity that fails."),
-    target_version: str | None = typer.Option(
-        None, "--target-version", envvar="KP_AUDIT_TARGET_VERSION", metavar="VERSION",
-        help="The kube-proxy version the node will run after the switch.",
-    ),
+    output_format: list[str] = opts.FORMAT,
+    output_dir: str | None = opts.OUTPUT_DIR,
+    fail_on: FailOn = opts.FAIL_ON,
+    exit_zero: bool = opts.EXIT_ZERO,
+    waivers: str | None = opts.WAIVERS,
+    today: str | None = opts.TODAY,
+    cluster: str | None = opts.CLUSTER,
+    target_version: str | None = opts.TARGET_VERSION,
+    only: list[str] = opts.ONLY,
+    no_color: bool = opts.NO_COLOR,
     kube_proxy_config: str | None = typer.Option(
         None, "--kube-proxy-config", envvar="KP_AUDIT_KUBE_PROXY_CONFIG", metavar="FILE",
         help="kube-proxy's config file, when kube-proxy runs elsewhere.",
@@ -44,15 +48,24 @@ def scan(
     nft: str = typer.Option("nft", "--nft", envvar="KP_AUDIT_NFT", metavar="PATH", help="The nft binary to run."),
 ) -> None:
     """Collect, check and report in one go; exit 0 ready, 1 warnings (--fail-on warning), 2 blockers, 3 incomplete."""
-    target = target_version_option(target_version)
+    request = opts.output_request(output_format, output_dir, no_color)
+    options = AuditOptions(
+        fail_on=fail_on,
+        target_version=opts.target_version_option(target_version),
+        only=opts.only_option(only),
+        cluster=cluster or None,
+        waivers=opts.waivers_option(waivers),
+        today=opts.today_option(today),
+        exit_zero=exit_zero,
+    )
     if keep_snapshot is not None:
         check_output(keep_snapshot)
     progress: ProgressObserver = NullProgress() if quiet or not sys.stderr.isatty() else RichProgress(Console(stderr=True))
     with tempfile.TemporaryDirectory(prefix="kp-audit-") as tmp:
         location = keep_snapshot or str(Path(tmp) / "snapshot")
         snapshot = collect(location, progress=progress, kube_proxy_config=kube_proxy_config, timeout=timeout, nft=nft)
-        result = audit_snapshot(snapshot, AuditOptions(fail_on=fail_on, target_version=target))
+        result = audit_snapshot(snapshot, options)
     for reason in snapshot.incomplete_reasons():
         sys.stderr.write(f"kp-audit: error: {reason}\n")
-    emit(result, output_format)
+    opts.emit_reports(result.report, request)
     raise typer.Exit(result.exit_code)

@@ -83,10 +83,20 @@ def build_report(
     exit_code: int = 0,
     cluster: str | None = None,
     diff: Mapping[str, Any] | None = None,
+    predicted: Mapping[str, Any] | None = None,
+    paths: Mapping[str, Any] | None = None,
+    waivers: Sequence[Mapping[str, Any]] = (),
+    exit_zero: bool = False,
+    target_version: str | None = None,
     created: datetime | None = None,
     include_services: bool = True,
 ) -> dict[str, Any]:
-    """The whole report; `include_services` puts every Service of every mode in it (for HTML)."""
+    """The whole report; `include_services` puts every Service of every mode in it (for HTML).
+
+    Sections: `services.predicted` is the nftables side of an iptables-only node (None when
+    the node holds nftables state); `diff` is {"kind": "compare"|"prediction", ...the
+    kp-audit.diff/v1 fields}; `paths` the rule counts of the chart; `waivers` what each waiver did.
+    """
     counts = Counter(f.status.value for f in findings)
     levels = Counter(f.level.value for f in findings if f.level is not None)
     return {
@@ -96,28 +106,38 @@ def build_report(
         "node": node,
         "cluster": cluster,
         "created": (created or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "target_version": target_version,
         "snapshot": dict(snapshot) if snapshot is not None else None,
         "verdict": verdict.value,
         "fail_on": fail_on.value,
+        "exit_zero": exit_zero,
         "exit_code": exit_code,
         "summary": {
             "blockers": levels.get("blocker", 0),
             "warnings": levels.get("warning", 0),
+            "skipped": counts.get("skipped", 0),
+            "errors": counts.get("error", 0),
+            "checks": len(findings),
             "by_status": dict(sorted(counts.items())),
         },
         "findings": [finding_data(f) for f in findings],
+        "waivers": [dict(w) for w in waivers],
         "services": {
             "current_mode": current_mode.value if current_mode else None,
             "models": {mode.value: model_summary(m) for mode, m in sorted(models.items())},
             "detail": {mode.value: services_document(m) for mode, m in sorted(models.items())} if include_services else {},
+            "predicted": dict(predicted) if predicted is not None else None,
         },
         "diff": dict(diff) if diff is not None else None,
+        "paths": dict(paths) if paths is not None else None,
     }
 
 
 def findings_by_level(findings: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
-    """Report findings grouped for display: blockers, warnings, errors (not evaluated), info, ok."""
-    groups: dict[str, list[Mapping[str, Any]]] = {"blocker": [], "warning": [], "error": [], "info": [], "ok": []}
+    """Report findings grouped for display: blockers, warnings, errors (not evaluated), waived, info, ok."""
+    groups: dict[str, list[Mapping[str, Any]]] = {
+        "blocker": [], "warning": [], "error": [], "skipped": [], "info": [], "ok": []
+    }
     for f in findings:
         status = f["status"]
         if status == "fail":
@@ -126,8 +146,21 @@ def findings_by_level(findings: Iterable[Mapping[str, Any]]) -> dict[str, list[M
             groups["warning"].append(f)
         elif status == "error":
             groups["error"].append(f)
-        elif status in ("info", "warn", "skipped"):
+        elif status == "skipped":
+            groups["skipped"].append(f)
+        elif status in ("info", "warn"):
             groups["info"].append(f)
         else:
             groups["ok"].append(f)
     return groups
+
+
+#: display order and headings of `findings_by_level` groups, shared by every renderer
+GROUP_HEADINGS: dict[str, str] = {
+    "blocker": "Blockers",
+    "warning": "Warnings",
+    "error": "Not evaluated",
+    "skipped": "Waived (skipped)",
+    "info": "For your information",
+    "ok": "Passed or not applicable",
+}
