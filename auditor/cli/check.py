@@ -25,7 +25,9 @@ def register(app: typer.Typer) -> None:
 
 
 def check(
-    snapshot: str = typer.Argument(..., metavar="SNAPSHOT", help="A snapshot from `kp-audit collect` (directory or .tar.gz)."),
+    snapshot: str = typer.Argument(
+        ..., metavar="SNAPSHOT", help="A snapshot from `kp-audit collect` (directory or .tar.gz)."
+    ),
     output_format: list[str] = opts.FORMAT,
     output_dir: str | None = opts.OUTPUT_DIR,
     fail_on: FailOn = opts.FAIL_ON,

@@ -33,21 +33,43 @@ def register(app: typer.Typer) -> None:
 
 def collect(
     output: str = typer.Option(
-        ..., "--output", "-o", metavar="PATH", help="Snapshot to write: a new directory, or a file ending in .tar.gz."
+        ...,
+        "--output",
+        "-o",
+        envvar="KP_AUDIT_OUTPUT",
+        metavar="PATH",
+        help="Snapshot to write: a new directory, or a file ending in .tar.gz.",
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress and no summary; only errors."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", envvar="KP_AUDIT_QUIET", help="No progress and no summary; only errors."
+    ),
     iptc: bool = typer.Option(
-        False, "--iptc", help="Read the legacy backend with python-iptables instead of iptables-legacy-save (slower)."
+        False,
+        "--iptc",
+        envvar="KP_AUDIT_IPTC",
+        help="Read the legacy backend with python-iptables instead of iptables-legacy-save (slower).",
     ),
     kube_proxy_config: str | None = typer.Option(
-        None, "--kube-proxy-config", metavar="FILE", help="kube-proxy's config file, when kube-proxy runs elsewhere."
+        None,
+        "--kube-proxy-config",
+        envvar="KP_AUDIT_KUBE_PROXY_CONFIG",
+        metavar="FILE",
+        help="kube-proxy's config file, when kube-proxy runs elsewhere.",
     ),
     timeout: float = typer.Option(
-        DEFAULT_TIMEOUT, "--timeout", metavar="SECONDS", min=0.1, help="Time limit for each command."
+        DEFAULT_TIMEOUT,
+        "--timeout",
+        envvar="KP_AUDIT_TIMEOUT",
+        metavar="SECONDS",
+        min=0.1,
+        help="Time limit for each command.",
     ),
-    nft: str = typer.Option("nft", "--nft", metavar="PATH", help="The nft binary to run."),
+    nft: str = typer.Option("nft", "--nft", envvar="KP_AUDIT_NFT", metavar="PATH", help="The nft binary to run."),
     probe: bool = typer.Option(
-        True, "--probe/--no-probe", help="Probe the kernel's nf_tables features (nft --check in a private namespace)."
+        True,
+        "--probe/--no-probe",
+        envvar="KP_AUDIT_PROBE",
+        help="Probe the kernel's nf_tables features (nft --check in a private namespace).",
     ),
 ) -> None:
     """Collect this node's iptables and nftables state and facts into a snapshot (changes nothing)."""

@@ -32,10 +32,17 @@ def register(app: typer.Typer) -> None:
 
 
 def demo(
-    output_dir: str = typer.Option("reports", "--output-dir", "-o", envvar="KP_AUDIT_OUTPUT_DIR", metavar="DIR", help="Where the reports go."),
-    recorded: bool = typer.Option(False, "--recorded", envvar="KP_AUDIT_RECORDED", help="Audit the recorded snapshot even as root."),
+    output_dir: str = typer.Option(
+        "reports", "--output-dir", "-o", envvar="KP_AUDIT_OUTPUT_DIR", metavar="DIR", help="Where the reports go."
+    ),
+    recorded: bool = typer.Option(
+        False, "--recorded", envvar="KP_AUDIT_RECORDED", help="Audit the recorded snapshot even as root."
+    ),
     keep_snapshot: str | None = typer.Option(
-        None, "--keep-snapshot", envvar="KP_AUDIT_KEEP_SNAPSHOT", metavar="DIR",
+        None,
+        "--keep-snapshot",
+        envvar="KP_AUDIT_KEEP_SNAPSHOT",
+        metavar="DIR",
         help="Keep the live demo node's snapshot here (default: a temporary directory).",
     ),
     output_format: list[str] = opts.FORMAT,

@@ -40,19 +40,39 @@ def register(app: typer.Typer) -> None:
 
 def diff(
     snapshots: list[str] = typer.Argument(None, metavar="[A] [B]", help="Snapshots (directory or .tar.gz)."),
-    left_iptables_save: str | None = typer.Option(None, "--left-iptables-save", metavar="FILE"),
-    left_ip6tables_save: str | None = typer.Option(None, "--left-ip6tables-save", metavar="FILE"),
-    left_nft_json: str | None = typer.Option(None, "--left-nft-json", metavar="FILE"),
-    right_iptables_save: str | None = typer.Option(None, "--right-iptables-save", metavar="FILE"),
-    right_ip6tables_save: str | None = typer.Option(None, "--right-ip6tables-save", metavar="FILE"),
-    right_nft_json: str | None = typer.Option(None, "--right-nft-json", metavar="FILE"),
+    left_iptables_save: str | None = typer.Option(
+        None, "--left-iptables-save", envvar="KP_AUDIT_LEFT_IPTABLES_SAVE", metavar="FILE"
+    ),
+    left_ip6tables_save: str | None = typer.Option(
+        None, "--left-ip6tables-save", envvar="KP_AUDIT_LEFT_IP6TABLES_SAVE", metavar="FILE"
+    ),
+    left_nft_json: str | None = typer.Option(None, "--left-nft-json", envvar="KP_AUDIT_LEFT_NFT_JSON", metavar="FILE"),
+    right_iptables_save: str | None = typer.Option(
+        None, "--right-iptables-save", envvar="KP_AUDIT_RIGHT_IPTABLES_SAVE", metavar="FILE"
+    ),
+    right_ip6tables_save: str | None = typer.Option(
+        None, "--right-ip6tables-save", envvar="KP_AUDIT_RIGHT_IP6TABLES_SAVE", metavar="FILE"
+    ),
+    right_nft_json: str | None = typer.Option(
+        None, "--right-nft-json", envvar="KP_AUDIT_RIGHT_NFT_JSON", metavar="FILE"
+    ),
     predict: str | None = typer.Option(
-        None, "--predict", metavar="SNAPSHOT", help="Predict nftables mode for an iptables-only node."
+        None,
+        "--predict",
+        envvar="KP_AUDIT_PREDICT",
+        metavar="SNAPSHOT",
+        help="Predict nftables mode for an iptables-only node.",
     ),
     local_address: list[str] = typer.Option(
-        [], "--local-address", metavar="IP", help="A node address (for rule files, which record none)."
+        [],
+        "--local-address",
+        envvar="KP_AUDIT_LOCAL_ADDRESS",
+        metavar="IP",
+        help="A node address (for rule files, which record none).",
     ),
-    output_format: DiffFormat = typer.Option(DiffFormat.CONSOLE, "--format", "-f", help="Output format."),
+    output_format: DiffFormat = typer.Option(
+        DiffFormat.CONSOLE, "--format", "-f", envvar="KP_AUDIT_DIFF_FORMAT", help="Output format."
+    ),
 ) -> None:
     """Compare two nodes' (or two modes') Service handling; exit 2 on an unexpected difference."""
     given = tuple(parse_address(a, "--local-address") for a in local_address)
@@ -81,7 +101,9 @@ def predicted(path: str) -> DiffResult:
     differences = predict_nftables(side.model, host, side.tracer)
     right = SideInfo(f"{path} (nftables, predicted)", ProxyMode.NFTABLES)
     ordered = tuple(sorted(differences, key=lambda d: d.sort_key))
-    return DiffResult(side.info, right, ordered, ("the right side is a prediction from the iptables rules and host.json",))
+    return DiffResult(
+        side.info, right, ordered, ("the right side is a prediction from the iptables rules and host.json",)
+    )
 
 
 def _sides(

@@ -35,35 +35,63 @@ from auditor.versions import Version, parse_version
 FILE_FORMATS = tuple(name for name, f in FORMATS.items() if f.filename)
 
 FORMAT = typer.Option(
-    [], "--format", "-f", envvar="KP_AUDIT_FORMAT", metavar="FORMAT",
+    [],
+    "--format",
+    "-f",
+    envvar="KP_AUDIT_FORMAT",
+    metavar="FORMAT",
     help=f"Report format, repeatable or comma-separated: {', '.join(FORMATS)} (default: console).",
 )
 OUTPUT_DIR = typer.Option(
-    None, "--output-dir", "-o", envvar="KP_AUDIT_OUTPUT_DIR", metavar="DIR",
+    None,
+    "--output-dir",
+    "-o",
+    envvar="KP_AUDIT_OUTPUT_DIR",
+    metavar="DIR",
     help="Write the reports here (report.json, report.html, report.xml, report.md); needed for html, junit or several formats.",
 )
 FAIL_ON = typer.Option(
-    FailOn.BLOCKER, "--fail-on", envvar="KP_AUDIT_FAIL_ON",
+    FailOn.BLOCKER,
+    "--fail-on",
+    envvar="KP_AUDIT_FAIL_ON",
     help="Lowest severity that fails the run: blocker (exit 2), warning (exit 1 or 2), never.",
 )
 EXIT_ZERO = typer.Option(
-    False, "--exit-zero", envvar="KP_AUDIT_EXIT_ZERO",
+    False,
+    "--exit-zero",
+    envvar="KP_AUDIT_EXIT_ZERO",
     help="Exit 0 whatever the verdict (a Job that only reports); bad input still exits 3.",
 )
 WAIVERS = typer.Option(
-    None, "--waivers", envvar="KP_AUDIT_WAIVERS", metavar="FILE",
+    None,
+    "--waivers",
+    envvar="KP_AUDIT_WAIVERS",
+    metavar="FILE",
     help="YAML waiver file: check, reason, owner, expires, optional scope (node, service, chain globs).",
 )
 TODAY = typer.Option(
-    None, "--today", envvar="KP_AUDIT_TODAY", metavar="YYYY-MM-DD", help="Judge waiver expiry as of this date (default: today, UTC).",
+    None,
+    "--today",
+    envvar="KP_AUDIT_TODAY",
+    metavar="YYYY-MM-DD",
+    help="Judge waiver expiry as of this date (default: today, UTC).",
 )
-CLUSTER = typer.Option(None, "--cluster", envvar="KP_AUDIT_CLUSTER", metavar="NAME", help="The cluster's name, for the report.")
+CLUSTER = typer.Option(
+    None, "--cluster", envvar="KP_AUDIT_CLUSTER", metavar="NAME", help="The cluster's name, for the report."
+)
 TARGET_VERSION = typer.Option(
-    None, "--target-version", envvar="KP_AUDIT_TARGET_VERSION", metavar="VERSION",
+    None,
+    "--target-version",
+    envvar="KP_AUDIT_TARGET_VERSION",
+    metavar="VERSION",
     help="The kube-proxy version the node will run after the switch (default: the one found).",
 )
 ONLY = typer.Option(
-    [], "--only", envvar="KP_AUDIT_ONLY", metavar="KPA-NNN", help="Run only these checks (repeatable or comma-separated).",
+    [],
+    "--only",
+    envvar="KP_AUDIT_ONLY",
+    metavar="KPA-NNN",
+    help="Run only these checks (repeatable or comma-separated).",
 )
 NO_COLOR = typer.Option(False, "--no-color", envvar="KP_AUDIT_NO_COLOR", help="No colour in the console report.")
 

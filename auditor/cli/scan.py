@@ -26,7 +26,10 @@ def register(app: typer.Typer) -> None:
 
 def scan(
     keep_snapshot: str | None = typer.Option(
-        None, "--keep-snapshot", envvar="KP_AUDIT_KEEP_SNAPSHOT", metavar="PATH",
+        None,
+        "--keep-snapshot",
+        envvar="KP_AUDIT_KEEP_SNAPSHOT",
+        metavar="PATH",
         help="Keep the snapshot here (a new directory, or .tar.gz) instead of a temporary one.",
     ),
     output_format: list[str] = opts.FORMAT,
@@ -40,10 +43,15 @@ def scan(
     only: list[str] = opts.ONLY,
     no_color: bool = opts.NO_COLOR,
     kube_proxy_config: str | None = typer.Option(
-        None, "--kube-proxy-config", envvar="KP_AUDIT_KUBE_PROXY_CONFIG", metavar="FILE",
+        None,
+        "--kube-proxy-config",
+        envvar="KP_AUDIT_KUBE_PROXY_CONFIG",
+        metavar="FILE",
         help="kube-proxy's config file, when kube-proxy runs elsewhere.",
     ),
-    timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", envvar="KP_AUDIT_TIMEOUT", min=0.1, help="Time limit per command."),
+    timeout: float = typer.Option(
+        DEFAULT_TIMEOUT, "--timeout", envvar="KP_AUDIT_TIMEOUT", min=0.1, help="Time limit per command."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", envvar="KP_AUDIT_QUIET", help="No progress display."),
     nft: str = typer.Option("nft", "--nft", envvar="KP_AUDIT_NFT", metavar="PATH", help="The nft binary to run."),
 ) -> None:
@@ -60,7 +68,9 @@ def scan(
     )
     if keep_snapshot is not None:
         check_output(keep_snapshot)
-    progress: ProgressObserver = NullProgress() if quiet or not sys.stderr.isatty() else RichProgress(Console(stderr=True))
+    progress: ProgressObserver = (
+        NullProgress() if quiet or not sys.stderr.isatty() else RichProgress(Console(stderr=True))
+    )
     with tempfile.TemporaryDirectory(prefix="kp-audit-") as tmp:
         location = keep_snapshot or str(Path(tmp) / "snapshot")
         snapshot = collect(location, progress=progress, kube_proxy_config=kube_proxy_config, timeout=timeout, nft=nft)

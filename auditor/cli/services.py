@@ -29,18 +29,31 @@ def services(
         None, metavar="[SNAPSHOT]", help="A snapshot from `kp-audit collect` (directory or .tar.gz)."
     ),
     mode: ProxyMode | None = typer.Option(
-        None, "--mode", help="With SNAPSHOT: the mode to model (default: the mode kube-proxy runs in)."
+        None,
+        "--mode",
+        envvar="KP_AUDIT_MODE",
+        help="With SNAPSHOT: the mode to model (default: the mode kube-proxy runs in).",
     ),
     iptables_save: str | None = typer.Option(
-        None, "--iptables-save", metavar="FILE", help="iptables-save output (IPv4); - for stdin."
+        None,
+        "--iptables-save",
+        envvar="KP_AUDIT_IPTABLES_SAVE",
+        metavar="FILE",
+        help="iptables-save output (IPv4); - for stdin.",
     ),
     ip6tables_save: str | None = typer.Option(
-        None, "--ip6tables-save", metavar="FILE", help="ip6tables-save output (IPv6)."
+        None, "--ip6tables-save", envvar="KP_AUDIT_IP6TABLES_SAVE", metavar="FILE", help="ip6tables-save output (IPv6)."
     ),
     nft_json: str | None = typer.Option(
-        None, "--nft-json", metavar="FILE", help="`nft -j list ruleset` output; - for stdin."
+        None,
+        "--nft-json",
+        envvar="KP_AUDIT_NFT_JSON",
+        metavar="FILE",
+        help="`nft -j list ruleset` output; - for stdin.",
     ),
-    output_format: ServicesFormat = typer.Option(ServicesFormat.TABLE, "--format", "-f", help="Output format."),
+    output_format: ServicesFormat = typer.Option(
+        ServicesFormat.TABLE, "--format", "-f", envvar="KP_AUDIT_SERVICES_FORMAT", help="Output format."
+    ),
 ) -> None:
     """Print what this node does with each Service port: frontends, outcome, endpoints.
 

@@ -27,15 +27,29 @@ def register(app: typer.Typer) -> None:
 
 def trace(
     snapshot: str | None = typer.Argument(None, metavar="[SNAPSHOT]", help="Snapshot (directory or .tar.gz)."),
-    dst: str = typer.Option(..., "--dst", metavar="IP:PORT[/PROTO]", help="Destination; [IPv6]:PORT; tcp by default."),
-    src: str | None = typer.Option(None, "--src", metavar="IP", help="Source (default: a client outside the cluster)."),
-    mode: ProxyMode | None = typer.Option(None, "--mode", help="Which mode's rules (default: kube-proxy's mode)."),
-    hook: Hook = typer.Option(Hook.PREROUTING, "--hook", help="From the network (prerouting) or the node (output)."),
-    iptables_save: str | None = typer.Option(None, "--iptables-save", metavar="FILE"),
-    ip6tables_save: str | None = typer.Option(None, "--ip6tables-save", metavar="FILE"),
-    nft_json: str | None = typer.Option(None, "--nft-json", metavar="FILE"),
-    local_address: list[str] = typer.Option([], "--local-address", metavar="IP", help="A node address."),
-    output_format: TraceFormat = typer.Option(TraceFormat.CONSOLE, "--format", "-f", help="Output format."),
+    dst: str = typer.Option(
+        ..., "--dst", envvar="KP_AUDIT_DST", metavar="IP:PORT[/PROTO]", help="Destination; [IPv6]:PORT; tcp by default."
+    ),
+    src: str | None = typer.Option(
+        None, "--src", envvar="KP_AUDIT_SRC", metavar="IP", help="Source (default: a client outside the cluster)."
+    ),
+    mode: ProxyMode | None = typer.Option(
+        None, "--mode", envvar="KP_AUDIT_MODE", help="Which mode's rules (default: kube-proxy's mode)."
+    ),
+    hook: Hook = typer.Option(
+        Hook.PREROUTING, "--hook", envvar="KP_AUDIT_HOOK", help="From the network (prerouting) or the node (output)."
+    ),
+    iptables_save: str | None = typer.Option(None, "--iptables-save", envvar="KP_AUDIT_IPTABLES_SAVE", metavar="FILE"),
+    ip6tables_save: str | None = typer.Option(
+        None, "--ip6tables-save", envvar="KP_AUDIT_IP6TABLES_SAVE", metavar="FILE"
+    ),
+    nft_json: str | None = typer.Option(None, "--nft-json", envvar="KP_AUDIT_NFT_JSON", metavar="FILE"),
+    local_address: list[str] = typer.Option(
+        [], "--local-address", envvar="KP_AUDIT_LOCAL_ADDRESS", metavar="IP", help="A node address."
+    ),
+    output_format: TraceFormat = typer.Option(
+        TraceFormat.CONSOLE, "--format", "-f", envvar="KP_AUDIT_TRACE_FORMAT", help="Output format."
+    ),
 ) -> None:
     """Trace a packet through the node's rules: every branch, its path and the outcome distribution."""
     address, port, protocol = parse_destination(dst)
