@@ -21,7 +21,3 @@ class InputError(KpAuditError):
         self.problem = problem
         where = source if line is None else f"{source}:{line}"
         super().__init__(f"{where}: {problem}")
-
-
-class CollectError(KpAuditError):
-    """A command or file on the node could not be read (missing binary, permission, timeout)."""

@@ -64,11 +64,6 @@ def nft_endpoint_chain_base(namespace: str, name: str, protocol: str, port_name:
     return nft_hash_and_truncate(f"{namespace}/{name}/{protocol}/{port_name}__{ep}")
 
 
-def is_ipv6(address: str) -> bool:
-    """True for an IPv6 address or prefix."""
-    return ":" in address
-
-
 @functools.lru_cache(maxsize=65536)
 def canonical_address(text: str) -> str:
     """An address with a host prefix dropped (``10.1.2.3/32`` -> ``10.1.2.3``), a network as

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from pathlib import Path
 
 import typer
 
@@ -89,7 +88,5 @@ def _nft_model(path: str) -> ServiceModel:
     from auditor.normalize.nftables import normalize_nftables
     from auditor.parse.nft_json import read_nft_json
 
-    if path != "-" and not Path(path).exists():
-        raise InputError(path, "no such file")
     model: ServiceModel = normalize_nftables(read_nft_json(path), require_table=True)
     return model

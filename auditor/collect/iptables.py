@@ -14,7 +14,7 @@ import re
 
 from auditor.collect.facts import Modules
 from auditor.collect.runner import Runner
-from auditor.collect.sources import IPTABLES_SAVES, Collected, IptablesSave, Required, SourceRecord, from_command
+from auditor.collect.sources import Collected, IptablesSave, Required, SourceRecord, from_command
 
 _INCOMPATIBLE = re.compile(rb"Table `([^']+)' is incompatible, use 'nft' tool")
 INSTALL_HINT = "install the iptables package"
@@ -43,7 +43,3 @@ def collect_save(save: IptablesSave, runner: Runner, timeout: float, modules: Mo
             save.name, record.command, False, error, record.seconds, file=save.file, required=Required.IPTABLES
         )
     return Collected(record, None, result.stdout)
-
-
-def collect_all(runner: Runner, timeout: float, modules: Modules) -> list[Collected]:
-    return [collect_save(save, runner, timeout, modules) for save in IPTABLES_SAVES]

@@ -71,10 +71,3 @@ def is_own_jump(rule: Rule) -> bool:
         if opt.module == "conntrack" and (opt.name != "--ctstate" or opt.negated or opt.value != "NEW"):
             return False
     return True
-
-
-def is_unconditional(rule: Rule) -> bool:
-    """No match but comments: the rule applies to every packet that reaches it."""
-    if rule.src or rule.dst or rule.protocol or rule.in_interface or rule.out_interface or rule.other:
-        return False
-    return all(opt.module == "comment" for opt in rule.options)
