@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from auditor.model import IPFamily
@@ -17,12 +19,19 @@ from auditor.synth.iptables import render_iptables
 from auditor.synth.spec import generate_node
 from tests.helpers import REFERENCE
 
+KUBE_PROXY_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kube-proxy" / "iptables"
+
 
 def _dumps():
     texts = {}
     if REFERENCE.exists():
         for path in sorted(REFERENCE.glob("*.iptables-save*.txt")):
             texts[path.name] = path.read_text()
+    # kube-proxy's own test rulesets (tests/fixtures/kube-proxy/INDEX.md), v1.25 to v1.28 layouts and older
+    # (those with endpoints: a ruleset without any gives the fast readers nothing to take)
+    for path in sorted(KUBE_PROXY_FIXTURES.glob("*.txt")):
+        if "KUBE-SEP-" in (text := path.read_text()):
+            texts["kube-proxy/" + path.name.replace("ip6tables", "v6")] = text
     node = generate_node(24, 2, families=(IPFamily.IPV4, IPFamily.IPV6))
     texts["generated-v4"] = render_iptables(node, IPFamily.IPV4)
     texts["generated-v6"] = render_iptables(node, IPFamily.IPV6)

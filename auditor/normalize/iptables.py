@@ -7,6 +7,11 @@ filter table supplies what happens to traffic nat leaves alone: REJECT (no endpo
 DROP (no local endpoints, or outside loadBalancerSourceRanges). Semantics never come from
 comments: comments only name Services and tell external IPs from load-balancer IPs.
 Every rule ends up either in the model or in `unmodelled`, with the reason.
+
+Older layouts: the masquerade rules kube-proxy wrote in KUBE-SERVICES / KUBE-NODEPORTS before
+v1.24 are modelled; KUBE-XLB chains (before v1.24) and KUBE-MARK-DROP "drops" (before v1.26,
+which only kubelet's KUBE-FIREWALL on INPUT/OUTPUT turns into drops) are not, and every rule and
+frontend that depends on them is reported in `unmodelled` as such.
 """
 
 from __future__ import annotations
@@ -65,6 +70,13 @@ _BLOCK_SUFFIXES = (" has no endpoints", " has no local endpoints")
 _HEALTH_SUFFIX = " health check node port"
 
 _CANARIES = {"KUBE-PROXY-CANARY", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT"}
+#: kube-proxy before v1.24 sent eTP=Local traffic through KUBE-XLB chains, and before v1.26 it
+#: "dropped" by marking packets (KUBE-MARK-DROP) for kubelet's KUBE-FIREWALL to drop, which only
+#: sees INPUT/OUTPUT traffic: kp-audit does not model either, and says so.
+_LEGACY_REASON = (
+    "older kube-proxy layout (KUBE-XLB chains before v1.24, KUBE-MARK-DROP before v1.26): "
+    "kp-audit does not model it"
+)
 # Jumps kube-proxy and kubelet insert into built-in chains (FORMATS.md 2.1).
 _BUILTIN_JUMPS = {
     ("filter", "INPUT"): {"KUBE-EXTERNAL-SERVICES", "KUBE-NODEPORTS", "KUBE-PROXY-FIREWALL", "KUBE-FIREWALL"},
@@ -171,6 +183,8 @@ class _Firewall:
 
     ranges: list[str] = field(default_factory=list)
     next_chain: str | None = None
+    #: the chain ends in KUBE-MARK-DROP (before v1.26), a layout kp-audit does not model
+    legacy: bool = False
 
 
 class _FamilyWalk:
@@ -192,6 +206,9 @@ class _FamilyWalk:
         self._policies: dict[str, _Policy] = {}
         self._externals: dict[str, _External] = {}
         self._firewalls: dict[str, _Firewall] = {}
+        #: masquerade rules written next to the dispatch (KUBE-SERVICES, KUBE-NODEPORTS; before v1.24),
+        #: by (chain, destination or None, port)
+        self._dispatch_masq: dict[tuple[str, str | None, int | None], list[Facts]] = {}
         nat = self._tables.get("nat", {})
         self._endpoints: dict[str, tuple[str, int] | None] = dict(endpoints_in_bulk(nat))
 
@@ -217,6 +234,9 @@ class _FamilyWalk:
         return RuleRef(table, chain, rule.line, rule.text, self.dump.source)
 
     def _unknown(self, table: str, chain: str, rule: Facts, what: str) -> None:
+        if _is_legacy(rule.target):
+            self._skip(table, chain, rule, _LEGACY_REASON)
+            return
         detail = f": {', '.join(rule.unknown)}" if rule.unknown else ""
         self._skip(table, chain, rule, f"{what}{detail}")
 
@@ -284,12 +304,18 @@ class _FamilyWalk:
                 and not rule.dst_negated
             ):
                 self._add_dispatch(found, chain, rule, rule.dst)
+            elif target == "KUBE-MARK-MASQ" and self._dispatch_masquerade(chain, rule, PROTO | DST | DPORT):
+                pass
             else:
                 self._unknown("nat", chain, rule, "not a Service dispatch rule kube-proxy writes")
         chain = "KUBE-NODEPORTS"
         for rule in self._facts("nat", chain):
             target = rule.target or ""
-            if not target.startswith(("KUBE-EXT-", "KUBE-SVC-", "KUBE-SVL-")):
+            if target == "KUBE-MARK-MASQ" and self._dispatch_masquerade(chain, rule, PROTO | DPORT):
+                pass
+            elif target == "KUBE-MARK-MASQ" and rule.conditions & SRC and rule.src == "127.0.0.0/8":
+                self._skip("nat", chain, rule, "masquerades only localhost sources of an eTP=Local NodePort (before v1.24)")
+            elif not target.startswith(("KUBE-EXT-", "KUBE-SVC-", "KUBE-SVL-")):
                 self._unknown("nat", chain, rule, "not a NodePort dispatch rule kube-proxy writes")
             elif rule.conditions == PROTO | DPORT:
                 self._add_dispatch(found, chain, rule, None)
@@ -300,6 +326,17 @@ class _FamilyWalk:
             else:
                 self._unknown("nat", chain, rule, "NodePort rule with conditions kp-audit does not model")
         return list(found.values())
+
+    def _dispatch_masquerade(self, chain: str, rule: Facts, needed: int) -> bool:
+        """Before v1.24 kube-proxy marked for masquerade in KUBE-SERVICES / KUBE-NODEPORTS, just
+        before the dispatch: `[! -s <podCIDR>] -d <IP> -p P --dport N -j KUBE-MARK-MASQ` (no source
+        match: masqueradeAll, or any NodePort traffic). Returns whether the rule is that shape."""
+        if rule.conditions & ~SRC != needed or rule.dst_negated or (rule.conditions & SRC and not rule.src_negated):
+            return False
+        self._dispatch_masq.setdefault((chain, rule.dst, rule.dport), []).append(rule)
+        if rule.src:
+            self._add_local_traffic(rule.src)
+        return True
 
     def _add_dispatch(self, found: dict[_Key, _Dispatch], chain: str, rule: Facts, address: str | None) -> None:
         assert rule.protocol is not None and rule.dport is not None and rule.target is not None
@@ -312,6 +349,7 @@ class _FamilyWalk:
         kind, certain, name = _dispatch_kind(rule.target, rule.comment, address is None)
         if name is not None and iptables_service_hash(name, rule.protocol) != rule.target[-16:]:
             name, certain = None, False  # the comment does not belong to this chain
+        name = _canonical_name(name)
         found[key] = _Dispatch(chain, kind, certain, rule.protocol, address, rule.dport, rule.target, name, rule)
 
     def _nodeports_jump(self, rule: Facts) -> None:
@@ -350,7 +388,7 @@ class _FamilyWalk:
                 found[key] = block
         for rule in self._facts("filter", "KUBE-NODEPORTS"):
             if rule.target == "ACCEPT" and rule.conditions == PROTO | DPORT and rule.dport is not None:
-                name = _strip_suffix(rule.comment, _HEALTH_SUFFIX)
+                name = _canonical_name(_strip_suffix(rule.comment, _HEALTH_SUFFIX))
                 ref = self._ref("filter", "KUBE-NODEPORTS", rule)
                 self.health.append(HealthCheckNodePort(rule.dport, name, self.family, ref))
             else:
@@ -366,6 +404,7 @@ class _FamilyWalk:
             name = name or _strip_suffix(rule.comment, suffix)
         if chain == "KUBE-PROXY-FIREWALL":
             name = rule.comment.split(" traffic not accepted by ", 1)[0] if rule.comment else None
+        name = _canonical_name(name)
         if rule.conditions == PROTO | DST | DPORT and not rule.dst_negated:
             if chain == "KUBE-SERVICES":
                 kind = FrontendKind.CLUSTER_IP
@@ -389,6 +428,9 @@ class _FamilyWalk:
         origin = [self._ref("nat", d.chain, d.rule)]
         if chain.startswith("KUBE-FW-"):
             fw = self._firewall(chain)
+            if fw.legacy:
+                self._skip("nat", d.chain, d.rule, _LEGACY_REASON)
+                return None
             ranges = tuple(fw.ranges)
             chain = fw.next_chain or ""
         if chain.startswith("KUBE-EXT-"):
@@ -440,18 +482,25 @@ class _FamilyWalk:
             if rule.conditions & (SRC | IN_IFACE) == 0:
                 return Masquerade.ALL
             return Masquerade.OFF_CLUSTER
+        for rule in self._dispatch_masq.get((d.chain, d.address, d.port), ()):
+            if rule.line < d.rule.line:  # rules after the dispatch never see the packet (the DNAT ends it)
+                return Masquerade.OFF_CLUSTER if rule.conditions & SRC else Masquerade.ALL
         return Masquerade.NONE
 
     def _firewall(self, chain: str) -> _Firewall:
         if chain in self._firewalls:
             return self._firewalls[chain]
         fw = self._firewalls[chain] = _Firewall()
-        for rule in self._facts("nat", chain):
+        rules = self._facts("nat", chain)
+        fw.legacy = any(rule.target == "KUBE-MARK-DROP" for rule in rules)
+        for rule in rules:
             target = rule.target or ""
-            if target.startswith("KUBE-EXT-") and rule.conditions == SRC and not rule.src_negated and rule.src:
+            if fw.legacy and not (target.startswith("KUBE-EXT-") and rule.conditions == SRC):
+                self._skip("nat", chain, rule, _LEGACY_REASON)
+            elif target.startswith("KUBE-EXT-") and rule.conditions == SRC and not rule.src_negated and rule.src:
                 fw.ranges.append(canonical_address(rule.src))
                 fw.next_chain = fw.next_chain or target
-            elif rule.target in (None, "KUBE-MARK-DROP") and rule.conditions == 0:
+            elif rule.target is None and rule.conditions == 0:
                 pass  # "other traffic ... will be dropped by KUBE-PROXY-FIREWALL"
             else:
                 self._unknown("nat", chain, rule, "not a loadBalancerSourceRanges rule kube-proxy writes")
@@ -592,7 +641,9 @@ class _FamilyWalk:
             ("filter", "KUBE-FORWARD"): lambda r: (
                 r.target in ("DROP", "ACCEPT") and r.conditions & ~(CTSTATE | NFACCT | MARK) == 0
             ),
-            ("filter", "KUBE-FIREWALL"): lambda r: r.target == "DROP" and r.conditions & ~(SRC | DST | CTSTATE) == 0,
+            ("filter", "KUBE-FIREWALL"): lambda r: (
+                r.target == "DROP" and (r.conditions & ~(SRC | DST | CTSTATE) == 0 or r.conditions == MARK)
+            ),
         }
         for (table, chain), ok in checks.items():
             for rule in self._facts(table, chain):
@@ -606,7 +657,9 @@ class _FamilyWalk:
                 if chain.name in self.visited.get(table.name, ()) or not chain.lines:
                     continue
                 owned = chain.name.startswith("KUBE-") and table.name in ("nat", "filter")
-                if owned and chain.name not in _CANARIES:
+                if owned and _is_legacy(chain.name):
+                    reason = _LEGACY_REASON
+                elif owned and chain.name not in _CANARIES:
                     reason = "no rule jumps to this kube-proxy chain (stale)"
                 else:
                     reason = "not written by kube-proxy"
@@ -640,6 +693,15 @@ def _dispatch_kind(target: str, comment: str | None, node_port: bool) -> tuple[F
     if structural is not None:
         return structural, True, name
     return FrontendKind.EXTERNAL_IP, False, name
+
+
+def _is_legacy(chain: str | None) -> bool:
+    return chain is not None and (chain == "KUBE-MARK-DROP" or chain.startswith("KUBE-XLB-"))
+
+
+def _canonical_name(name: str | None) -> str | None:
+    """`ns/svc` for an unnamed port: kube-proxy before v1.24 wrote `ns/svc:` (and hashed it so)."""
+    return name[:-1] if name and name.endswith(":") and "/" in name else name
 
 
 def _strip_suffix(comment: str | None, suffix: str) -> str | None:
