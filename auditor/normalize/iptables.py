@@ -49,7 +49,6 @@ from auditor.normalize.iptables_facts import (
     IN_IFACE,
     MARK,
     NFACCT,
-    PICK,
     PROTO,
     RECENT,
     SRC,
@@ -57,6 +56,7 @@ from auditor.normalize.iptables_facts import (
     Facts,
     endpoints_in_bulk,
     host_port,
+    pick_of,
     read_facts,
 )
 from auditor.parse.iptables_save import IptablesDump
@@ -164,7 +164,6 @@ class _Policy:
     endpoints: tuple[Endpoint, ...] = ()
     affinity_seconds: int | None = None
     masquerade: list[Facts] = field(default_factory=list)
-    lost_share: float = 0.0
 
 
 @dataclass
@@ -539,12 +538,10 @@ class _FamilyWalk:
         remaining = 1.0
         shares: dict[tuple[str, int], float] = {}
         endpoints, visited_nat = self._endpoints, self.visited["nat"]
-        match_pick = PICK.fullmatch
         for line, text in self._lines("nat", chain):
-            # the bulk of every dump: one endpoint's share (pick_of, inlined for speed)
-            m = match_pick(text) if remaining > PROBABILITY_TOLERANCE else None
-            if m is not None:
-                probability, target = (None if m[3] is None else float(m[3])), m[4]
+            pick = pick_of(text) if remaining > PROBABILITY_TOLERANCE else None
+            if pick is not None:  # the bulk of every dump: one endpoint's share
+                probability, target = pick
                 if target in endpoints:  # read in bulk up front
                     endpoint = endpoints[target]
                     visited_nat.add(target)
@@ -552,8 +549,7 @@ class _FamilyWalk:
                     endpoint = self._endpoint(target)
                 share = remaining if probability is None else remaining * probability
                 remaining -= share
-                if endpoint is None:
-                    policy.lost_share += share
+                if endpoint is None:  # its share is lost: the endpoints' probabilities add up to less than 1
                     self._skip(
                         "nat",
                         chain,

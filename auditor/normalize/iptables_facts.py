@@ -342,6 +342,8 @@ def pick_of(text: str) -> tuple[float | None, str] | None:
     Same meaning as `facts_from_rule` giving target KUBE-SEP-* with no condition but the
     probability; None means "not that shape", never "no match".
     """
+    if text.endswith(" -j KUBE-MARK-MASQ"):  # the masquerade rule that heads every service chain
+        return None
     m = PICK.fullmatch(text)
     if m is None:
         return None
