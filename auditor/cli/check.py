@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from auditor.audit import AuditOptions, audit_snapshot
+from auditor.audit import audit_snapshot
 from auditor.check.registry import CATALOGUE_VERSION, REGISTRY
 from auditor.cli import report_options as opts
 from auditor.collect.snapshot import read_snapshot
@@ -41,13 +41,13 @@ def check(
 ) -> None:
     """Check a snapshot for nftables readiness; exit 0 ready, 1 warnings (--fail-on warning), 2 blockers, 3 incomplete."""
     request = opts.output_request(output_format, output_dir, no_color)
-    options = AuditOptions(
+    options = opts.audit_options(
         fail_on=fail_on,
-        target_version=opts.target_version_option(target_version),
-        only=opts.only_option(only),
-        cluster=cluster or None,
-        waivers=opts.waivers_option(waivers),
-        today=opts.today_option(today),
+        target_version=target_version,
+        only=only,
+        cluster=cluster,
+        waivers=waivers,
+        today=today,
         exit_zero=exit_zero,
     )
     result = audit_snapshot(read_snapshot(snapshot), options)

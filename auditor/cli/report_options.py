@@ -24,6 +24,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from auditor.audit import AuditOptions
 from auditor.check.registry import REGISTRY
 from auditor.check.waivers import WaiverRule, load_waivers
 from auditor.errors import InputError
@@ -141,6 +142,28 @@ class OutputRequest:
     formats: tuple[str, ...]
     output_dir: Path | None = None
     no_color: bool = False
+
+
+def audit_options(
+    *,
+    fail_on: FailOn,
+    target_version: str | None,
+    only: Iterable[str],
+    cluster: str | None,
+    waivers: str | None,
+    today: str | None,
+    exit_zero: bool,
+) -> AuditOptions:
+    """The audit's options from the shared flags of `check` and `scan`, validated."""
+    return AuditOptions(
+        fail_on=fail_on,
+        target_version=target_version_option(target_version),
+        only=only_option(only),
+        cluster=cluster or None,
+        waivers=waivers_option(waivers),
+        today=today_option(today),
+        exit_zero=exit_zero,
+    )
 
 
 def output_request(formats: Iterable[str], output_dir: str | None, no_color: bool = False) -> OutputRequest:

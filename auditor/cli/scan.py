@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from auditor.audit import AuditOptions, audit_snapshot
+from auditor.audit import audit_snapshot
 from auditor.cli import report_options as opts
 from auditor.cli.collect import RichProgress
 from auditor.collect.collector import collect
@@ -57,13 +57,13 @@ def scan(
 ) -> None:
     """Collect, check and report in one go; exit 0 ready, 1 warnings (--fail-on warning), 2 blockers, 3 incomplete."""
     request = opts.output_request(output_format, output_dir, no_color)
-    options = AuditOptions(
+    options = opts.audit_options(
         fail_on=fail_on,
-        target_version=opts.target_version_option(target_version),
-        only=opts.only_option(only),
-        cluster=cluster or None,
-        waivers=opts.waivers_option(waivers),
-        today=opts.today_option(today),
+        target_version=target_version,
+        only=only,
+        cluster=cluster,
+        waivers=waivers,
+        today=today,
         exit_zero=exit_zero,
     )
     if keep_snapshot is not None:

@@ -46,7 +46,7 @@ from auditor.normalize.iptables_facts import (
 from auditor.parse.iptables_save import IptablesDump
 from auditor.trace.outcome import Branch, Step, TraceResult, Verdict
 from auditor.trace.packet import Hook, Packet, canonical_ip, in_network, protocol_name
-from auditor.trace.state import MAX_DEPTH, LocalAddresses, State
+from auditor.trace.state import MAX_DEPTH, LocalAddresses, State, settle
 
 # (table, built-in chain) in the order the kernel runs them on each hook
 _PREROUTING = (("raw", "PREROUTING"), ("mangle", "PREROUTING"), ("nat", "PREROUTING"))
@@ -269,14 +269,7 @@ class IptablesTracer:
                             s.deciding = step
                         outcome = "accept" if policy == "ACCEPT" else "drop" if policy == "DROP" else "unknown"
                         reason = reason or f"chain policy {policy}"
-                    if outcome in ("accept", "dnat"):
-                        alive.append(s)
-                    elif outcome == "drop":
-                        done.append(s.branch(Verdict.DROP))
-                    elif outcome == "reject":
-                        done.append(s.branch(Verdict.REJECT))
-                    else:
-                        done.append(s.branch(Verdict.UNKNOWN, reason=reason))
+                    settle(s, outcome, reason, alive, done)
             states = alive
         return states
 

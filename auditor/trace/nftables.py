@@ -41,7 +41,7 @@ from auditor.parse.nft_json import (
 )
 from auditor.trace.outcome import Branch, Step, TraceResult, Verdict
 from auditor.trace.packet import Hook, Packet, canonical_ip, in_network, in_range, protocol_name
-from auditor.trace.state import MAX_DEPTH, LocalAddresses, State
+from auditor.trace.state import MAX_DEPTH, LocalAddresses, State, settle
 
 _FAMILIES = {IPFamily.IPV4: ("ip", "inet"), IPFamily.IPV6: ("ip6", "inet")}
 _IPX = {IPFamily.IPV4: "ip", IPFamily.IPV6: "ip6"}
@@ -259,14 +259,7 @@ class NftTracer:
                         if chain.type == "filter" or policy != "accept":
                             s.deciding = step
                         outcome = "accept" if policy == "accept" else "drop"
-                    if outcome in ("accept", "dnat"):
-                        alive.append(s)
-                    elif outcome == "drop":
-                        done.append(s.branch(Verdict.DROP))
-                    elif outcome == "reject":
-                        done.append(s.branch(Verdict.REJECT))
-                    else:
-                        done.append(s.branch(Verdict.UNKNOWN, reason=reason))
+                    settle(s, outcome, reason, alive, done)
             states = alive
         return states
 

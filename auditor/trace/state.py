@@ -60,6 +60,19 @@ class State:
         )
 
 
+def settle(state: State, outcome: str, reason: str, alive: list[State], done: list[Branch]) -> None:
+    """File a branch after a base chain: "accept"/"dnat" go on to the next hook or table,
+    "drop"/"reject" end, anything else ends as unknown with its reason."""
+    if outcome in ("accept", "dnat"):
+        alive.append(state)
+    elif outcome == "drop":
+        done.append(state.branch(Verdict.DROP))
+    elif outcome == "reject":
+        done.append(state.branch(Verdict.REJECT))
+    else:
+        done.append(state.branch(Verdict.UNKNOWN, reason=reason))
+
+
 class LocalAddresses:
     """The node's own addresses: `fib ... type local` and `-m addrtype LOCAL` test against these.
 
