@@ -69,6 +69,7 @@ _KIND_SUFFIXES = (
 _BLOCK_SUFFIXES = (" has no endpoints", " has no local endpoints")
 _HEALTH_SUFFIX = " health check node port"
 
+_PROTOCOLS = {p.value: p for p in Protocol}
 _CANARIES = {"KUBE-PROXY-CANARY", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT"}
 #: kube-proxy before v1.24 sent eTP=Local traffic through KUBE-XLB chains, and before v1.26 it
 #: "dropped" by marking packets (KUBE-MARK-DROP) for kubelet's KUBE-FIREWALL to drop, which only
@@ -278,7 +279,8 @@ class _FamilyWalk:
                 )
             )
         for (name, protocol), items in frontends.items():
-            self.services.append(ServicePort(name, Protocol(protocol), self.family, sorted_frontends(items)))
+            ordered = (items[0],) if len(items) == 1 else sorted_frontends(items)
+            self.services.append(ServicePort(name, _PROTOCOLS[protocol], self.family, ordered))
         self._fixed_chains()
         self._leftovers()
 
@@ -339,6 +341,9 @@ class _FamilyWalk:
 
     def _add_dispatch(self, found: dict[_Key, _Dispatch], chain: str, rule: Facts, address: str | None) -> None:
         assert rule.protocol is not None and rule.dport is not None and rule.target is not None
+        if rule.protocol not in _PROTOCOLS:
+            self._skip("nat", chain, rule, f"protocol {rule.protocol!r} is not one kube-proxy proxies")
+            return
         key = (rule.protocol, address, rule.dport)
         if key in found:
             self._skip(
