@@ -3,6 +3,8 @@ healthy node and fires on the state it is about."""
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
 from auditor.check.checks.kpa001_kernel_too_old import KernelTooOld
@@ -26,19 +28,37 @@ def status(check, **kwargs) -> Status:
 def test_registry_ids_match_and_every_check_has_docs() -> None:
     for cid, cls in REGISTRY.items():
         assert cls.id == cid and cid.startswith("KPA-") and len(cid) == 7
-        doc = (cls.__module__ and __import__(cls.__module__, fromlist=["x"]).__doc__) or ""
-        assert "Why it matters" in doc and "Remediation" in doc and cls.docs.startswith("http")
+        doc = importlib.import_module(cls.__module__).__doc__ or ""
+        for section in ("What it checks", "Why it matters", "Remediation", "References"):
+            assert f"{section}:" in doc, (cid, section)
+        assert cls.docs.startswith("http")
         assert cls.title and cls.remediation and isinstance(cls.severity, Severity)
 
 
 def test_healthy_node_passes_every_host_check() -> None:
     ctx = make_context()
-    for check in (KernelTooOld, ConntrackWorkaroundLost, KernelCheckBypassed, HostNftMissingOrOld, HostNftNewerThanKubeProxy, KubeProxyTooOld, KernelFeaturesMissing):
+    for check in (
+        KernelTooOld,
+        ConntrackWorkaroundLost,
+        KernelCheckBypassed,
+        HostNftMissingOrOld,
+        HostNftNewerThanKubeProxy,
+        KubeProxyTooOld,
+        KernelFeaturesMissing,
+    ):
         finding = run_check(check(), ctx)
         assert finding.status is Status.PASS, (check.id, finding.message)
 
 
-@pytest.mark.parametrize(("release", "expected"), [("5.10.0-28-amd64", Status.FAIL), ("4.18.0-513.el8.x86_64", Status.FAIL), ("5.13.0", Status.PASS), ("5.15.0-91-generic", Status.PASS)])
+@pytest.mark.parametrize(
+    ("release", "expected"),
+    [
+        ("5.10.0-28-amd64", Status.FAIL),
+        ("4.18.0-513.el8.x86_64", Status.FAIL),
+        ("5.13.0", Status.PASS),
+        ("5.15.0-91-generic", Status.PASS),
+    ],
+)
 def test_kernel_floor(release: str, expected: Status) -> None:
     assert status(KernelTooOld, host=with_host(kernel_release=release)) is expected
 
@@ -80,7 +100,12 @@ def test_kernel_check_bypass() -> None:
 
 @pytest.mark.parametrize(
     ("nft", "expected"),
-    [(None, Status.WARN), ("nftables v0.9.8 (E.D.S.)", Status.FAIL), ("nftables v1.0.0 (Fearless Fosdick)", Status.WARN), ("nftables v1.0.1 (Fearless Fosdick #3)", Status.PASS)],
+    [
+        (None, Status.WARN),
+        ("nftables v0.9.8 (E.D.S.)", Status.FAIL),
+        ("nftables v1.0.0 (Fearless Fosdick)", Status.WARN),
+        ("nftables v1.0.1 (Fearless Fosdick #3)", Status.PASS),
+    ],
 )
 def test_host_nft(nft, expected: Status) -> None:
     assert status(HostNftMissingOrOld, host=with_host(nft_version=nft)) is expected
@@ -88,7 +113,13 @@ def test_host_nft(nft, expected: Status) -> None:
 
 @pytest.mark.parametrize(
     ("kube_proxy", "target", "expected"),
-    [("v1.32.4", None, Status.FAIL), ("v1.34.2", None, Status.WARN), ("v1.36.1", None, Status.WARN), ("v1.32.4", "1.36.0", Status.WARN), (None, None, Status.WARN)],
+    [
+        ("v1.32.4", None, Status.FAIL),
+        ("v1.34.2", None, Status.WARN),
+        ("v1.36.1", None, Status.WARN),
+        ("v1.32.4", "1.36.0", Status.WARN),
+        (None, None, Status.WARN),
+    ],
 )
 def test_newer_host_nft(kube_proxy, target, expected: Status) -> None:
     host = with_host(nft_version="nftables v1.1.3 (Commodore Bullmoose #4)")
@@ -96,7 +127,10 @@ def test_newer_host_nft(kube_proxy, target, expected: Status) -> None:
     assert status(HostNftNewerThanKubeProxy, host=host, target_version=target) is expected
 
 
-@pytest.mark.parametrize(("version", "expected"), [("v1.28.9", Status.FAIL), ("v1.30.1", Status.WARN), ("v1.31.0", Status.INFO), ("v1.33.0", Status.PASS)])
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [("v1.28.9", Status.FAIL), ("v1.30.1", Status.WARN), ("v1.31.0", Status.INFO), ("v1.33.0", Status.PASS)],
+)
 def test_kube_proxy_version(version: str, expected: Status) -> None:
     host = with_host()
     host["kube_proxy"]["version"] = version
@@ -111,7 +145,12 @@ def test_target_version_answers_for_the_planned_upgrade() -> None:
 
 def test_missing_feature_is_named() -> None:
     probe = healthy_probe()
-    features = tuple(FeatureResult(f.name, f.name != "numgen", f.provides, None if f.name != "numgen" else "Error: numgen not supported") for f in probe.features)
+    features = tuple(
+        FeatureResult(
+            f.name, f.name != "numgen", f.provides, None if f.name != "numgen" else "Error: numgen not supported"
+        )
+        for f in probe.features
+    )
     finding = run_check(KernelFeaturesMissing(), make_context(probe=ProbeResult(True, None, "/usr/sbin/nft", features)))
     assert finding.status is Status.FAIL and "numgen" in finding.message and finding.details["missing"] == ["numgen"]
 
@@ -120,4 +159,7 @@ def test_probe_that_did_not_run_is_not_a_pass() -> None:
     finding = run_check(KernelFeaturesMissing(), make_context(probe=ProbeResult(False, "needs root", None)))
     assert finding.status is Status.WARN and "needs root" in finding.message
     bare = dict(HEALTHY_HOST, modules={"loaded": [], "builtin": []})
-    assert run_check(KernelFeaturesMissing(), make_context(host=bare, probe=ProbeResult(False, "needs root", None))).status is Status.ERROR
+    assert (
+        run_check(KernelFeaturesMissing(), make_context(host=bare, probe=ProbeResult(False, "needs root", None))).status
+        is Status.ERROR
+    )

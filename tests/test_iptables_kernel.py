@@ -3,8 +3,6 @@ each backend's iptables-save, normalized: the model the generator meant."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from auditor.model import IPFamily, ProxyMode
@@ -74,8 +72,9 @@ def test_namespaces_are_cleaned_up() -> None:
     require_kernel()
     import subprocess
 
+    def listed() -> str:
+        return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+
     with namespace("kpa-ipt") as ns:
-        name = ns.name
-    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert name not in listed
-    assert shutil.which("ip")
+        assert ns.name in listed()
+    assert ns.name not in listed()
