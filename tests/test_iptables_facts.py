@@ -10,6 +10,7 @@ from auditor.model import IPFamily
 from auditor.normalize.iptables_facts import (
     PROBABILITY,
     endpoint_of,
+    endpoints_in_bulk,
     facts_from_rule,
     pick_of,
     read_facts,
@@ -66,13 +67,39 @@ def test_fast_facts_equal_parsed_facts(name: str) -> None:
                     assert (
                         slow.target == pick[1] and slow.conditions & ~PROBABILITY == 0 and slow.probability == pick[0]
                     )
-            sep = endpoint_of(chain.lines)
+            sep = endpoint_of(chain.texts)
             if sep is not None:
                 fast_hits += 1
                 facts = [facts_from_rule(parse_rule(t, table.name, ln, name)) for ln, t in chain.lines]
                 assert facts[1].target == "DNAT" and facts[1].to_destination.endswith(f":{sep[1]}")
                 assert sep[0] in facts[1].to_destination
     assert fast_hits > 0
+
+
+@pytest.mark.parametrize("name", sorted(DUMPS))
+def test_endpoints_in_bulk_agree_with_endpoint_of(name: str) -> None:
+    dump = parse_iptables_save(DUMPS[name], source=name, ipv6="v6" in name)
+    for table in dump.tables.values():
+        careful = {}
+        for chain_name, chain in table.chains.items():
+            destination = endpoint_of(chain.texts)
+            if chain_name.startswith("KUBE-SEP-") and destination is not None:
+                careful[chain_name] = destination
+        assert endpoints_in_bulk(table.chains) == careful
+
+
+def test_bulk_endpoint_reading_takes_the_careful_path_for_other_spellings() -> None:
+    dump = parse_iptables_save(
+        "*nat\n:KUBE-SEP-A - [0:0]\n:KUBE-SEP-B - [0:0]\n:KUBE-SEP-C - [0:0]\n"
+        "-A KUBE-SEP-A -s 10.0.0.9/32 -j KUBE-MARK-MASQ\n"  # hairpin for another address: still kube-proxy's shape
+        "-A KUBE-SEP-A -p tcp -m tcp -j DNAT --to-destination 10.0.0.1:80\n"
+        '-A KUBE-SEP-B -m comment --comment "ns/b" -s 10.0.0.2 -j KUBE-MARK-MASQ\n'  # kube-proxy's spelling
+        '-A KUBE-SEP-B -m comment --comment "ns/b" -m tcp -p tcp -j DNAT --to-destination 10.0.0.2:80\n'
+        "-A KUBE-SEP-C -s 10.0.0.3/32 -j KUBE-MARK-MASQ\n"
+        "-A KUBE-SEP-C -p tcp -m tcp -m mark --mark 0x1 -j DNAT --to-destination 10.0.0.3:80\n"
+        "COMMIT\n"
+    )
+    assert endpoints_in_bulk(dump.tables["nat"].chains) == {"KUBE-SEP-A": ("10.0.0.1", 80), "KUBE-SEP-B": ("10.0.0.2", 80)}
 
 
 @pytest.mark.parametrize(
@@ -95,8 +122,8 @@ def test_endpoint_chain_with_an_extra_rule_is_not_fast() -> None:
         (1, "-A KUBE-SEP-X -s 10.0.0.1/32 -j KUBE-MARK-MASQ"),
         (2, "-A KUBE-SEP-X -p tcp -m tcp -m mark --mark 0x1 -j DNAT --to-destination 10.0.0.1:80"),
     ]
-    assert endpoint_of(lines) is None
-    assert endpoint_of([*lines[:1], (2, "-A KUBE-SEP-X -p tcp -m tcp -j DNAT --to-destination 10.0.0.1:80")]) == (
+    assert endpoint_of([text for _, text in lines]) is None
+    assert endpoint_of([lines[0][1], "-A KUBE-SEP-X -p tcp -m tcp -j DNAT --to-destination 10.0.0.1:80"]) == (
         "10.0.0.1",
         80,
     )

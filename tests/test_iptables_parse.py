@@ -139,3 +139,27 @@ def test_malformed_rule_found_when_parsed() -> None:
     dump = parse_iptables_save("*filter\n:X - [0:0]\n-A X -m\nCOMMIT\n", source="f")
     with pytest.raises(InputError, match="f:3: -m without a module name"):
         _ = dump.chain("filter", "X").rules
+
+
+def test_line_numbers_of_runs_interleaving_and_untidy_lines() -> None:
+    # kube-proxy interleaves KUBE-SERVICES with per-service chains; iptables-save prints runs
+    text = (
+        "*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-SVC-A - [0:0]\n:KUBE-SEP-A - [0:0]\n"  # lines 1-4
+        "-A KUBE-SEP-A -s 10.0.0.1/32 -j KUBE-MARK-MASQ\n"  # 5
+        "-A KUBE-SEP-A -p tcp -m tcp -j DNAT --to-destination 10.0.0.1:80\n"  # 6
+        "-A KUBE-SERVICES -d 172.30.0.1/32 -p tcp -m tcp --dport 80 -j KUBE-SVC-A\n"  # 7
+        "-A KUBE-SVC-A -j KUBE-SEP-A \t\r\n"  # 8: trailing blanks and CRLF
+        "\n"  # 9
+        "-A KUBE-SERVICES -d 172.30.0.2/32 -p tcp -m tcp --dport 80 -j KUBE-SVC-A\n"  # 10
+        "-A KUBE-SERVICES -d 172.30.0.3/32 -p tcp -m tcp --dport 80 -j KUBE-SVC-A\n"  # 11
+        "COMMIT\n"
+    )
+    dump = parse_iptables_save(text)
+    chains = dump.tables["nat"].chains
+    assert [line for line, _ in chains["KUBE-SEP-A"].lines] == [5, 6]
+    assert chains["KUBE-SEP-A"].line_numbers is None  # consecutive: only the first line is kept
+    assert [line for line, _ in chains["KUBE-SERVICES"].lines] == [7, 10, 11]
+    assert [rule.line for rule in chains["KUBE-SERVICES"].rules] == [7, 10, 11]
+    assert chains["KUBE-SERVICES"].line_at(1) == 10
+    assert chains["KUBE-SVC-A"].lines == [(8, "-A KUBE-SVC-A -j KUBE-SEP-A")]
+    assert dump.rule_count == 6

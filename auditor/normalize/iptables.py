@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from auditor.gc_pause import paused_gc
 from auditor.model import (
@@ -36,7 +37,6 @@ from auditor.model import (
     ServicePort,
     Unmodelled,
     address_sort_key,
-    sorted_endpoints,
     sorted_frontends,
     sorted_services,
 )
@@ -59,7 +59,7 @@ from auditor.normalize.iptables_facts import (
     pick_of,
     read_facts,
 )
-from auditor.parse.iptables_save import IptablesDump
+from auditor.parse.iptables_save import Chain, IptablesDump
 
 _KIND_SUFFIXES = (
     (" cluster IP", FrontendKind.CLUSTER_IP),
@@ -129,8 +129,7 @@ def normalize_iptables(dumps: Sequence[IptablesDump]) -> ServiceModel:
 _Key = tuple[str, str | None, int]
 
 
-@dataclass
-class _Dispatch:
+class _Dispatch(NamedTuple):
     """A frontend as KUBE-SERVICES or KUBE-NODEPORTS (nat) captures it."""
 
     chain: str
@@ -144,8 +143,7 @@ class _Dispatch:
     rule: Facts
 
 
-@dataclass
-class _Block:
+class _Block(NamedTuple):
     """A filter-table REJECT/DROP for one frontend."""
 
     chain: str
@@ -214,10 +212,14 @@ class _FamilyWalk:
 
     # -- bookkeeping -----------------------------------------------------------------------
 
+    def _chain(self, table: str, chain: str) -> Chain | None:
+        """A chain of the dump (None when absent), marked as accounted for."""
+        self.visited.setdefault(table, set()).add(chain)
+        return self._tables.get(table, {}).get(chain)
+
     def _lines(self, table: str, chain: str) -> list[tuple[int, str]]:
         """The (line, text) of every rule in a chain, marking the chain as accounted for."""
-        self.visited.setdefault(table, set()).add(chain)
-        found = self._tables.get(table, {}).get(chain)
+        found = self._chain(table, chain)
         return found.lines if found is not None else []
 
     def _facts(self, table: str, chain: str, prefix: str = "") -> list[Facts]:
@@ -540,10 +542,13 @@ class _FamilyWalk:
         if chain in self._policies:
             return self._policies[chain]
         policy = self._policies[chain] = _Policy()
+        found = self._chain("nat", chain)
+        if found is None:
+            return policy
         remaining = 1.0
         shares: dict[tuple[str, int], float] = {}
         endpoints, visited_nat = self._endpoints, self.visited["nat"]
-        for line, text in self._lines("nat", chain):
+        for index, text in enumerate(found.texts):
             pick = pick_of(text) if remaining > PROBABILITY_TOLERANCE else None
             if pick is not None:  # the bulk of every dump: one endpoint's share
                 probability, target = pick
@@ -555,16 +560,12 @@ class _FamilyWalk:
                 share = remaining if probability is None else remaining * probability
                 remaining -= share
                 if endpoint is None:  # its share is lost: the endpoints' probabilities add up to less than 1
-                    self._skip(
-                        "nat",
-                        chain,
-                        read_facts(text, line, "nat", self.dump.source),
-                        "endpoint chain has no DNAT kp-audit understands",
-                    )
+                    rule = read_facts(text, found.line_at(index), "nat", self.dump.source)
+                    self._skip("nat", chain, rule, "endpoint chain has no DNAT kp-audit understands")
                 else:
                     shares[endpoint] = shares.get(endpoint, 0.0) + share
                 continue
-            rule = read_facts(text, line, "nat", self.dump.source, "SVC")
+            rule = read_facts(text, found.line_at(index), "nat", self.dump.source, "SVC")
             target = rule.target or ""
             if remaining <= PROBABILITY_TOLERANCE:
                 self._skip("nat", chain, rule, "unreachable: follows the last endpoint rule")
@@ -579,9 +580,8 @@ class _FamilyWalk:
                 self._policy_affinity(chain, rule, policy)
             else:
                 self._unknown("nat", chain, rule, "not an endpoint-selection rule kube-proxy writes")
-        policy.endpoints = sorted_endpoints(
-            [Endpoint(address, port, share) for (address, port), share in shares.items()]
-        )
+        ordered = shares.items() if len(shares) == 1 else sorted(shares.items(), key=_endpoint_order)
+        policy.endpoints = tuple([Endpoint(address, port, share) for (address, port), share in ordered])
         return policy
 
     def _policy_masquerade(self, chain: str, rule: Facts, policy: _Policy) -> None:
@@ -669,6 +669,12 @@ class _FamilyWalk:
                     self.unmodelled.setdefault(
                         key, Unmodelled(table.name, chain.name, line, text, reason, self.dump.source)
                     )
+
+
+def _endpoint_order(item: tuple[tuple[str, int], float]) -> tuple[tuple[int, bytes], int]:
+    """The contract's endpoint order (address, then port) for a ((address, port), share) item."""
+    (address, port), _ = item
+    return address_sort_key(address), port
 
 
 def _dispatch_kind(target: str, comment: str | None, node_port: bool) -> tuple[FrontendKind, bool, str | None]:

@@ -11,7 +11,7 @@ tests check that both paths agree on every rule of every fixture.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from auditor.naming import canonical_address
@@ -360,41 +360,50 @@ def host_port(destination: str) -> tuple[str, int] | None:
     return host, int(port)
 
 
-def endpoint_of(lines: list[tuple[int, str]]) -> tuple[str, int] | None:
+def endpoint_of(texts: Sequence[str]) -> tuple[str, int] | None:
     """(address, port) when a KUBE-SEP chain is exactly kube-proxy's two rules (hairpin
     masquerade, then DNAT to one address:port); None otherwise (use `facts_from_rule`)."""
-    if len(lines) != 2:
+    if len(texts) != 2:
         return None
-    first, second = lines[0][1], lines[1][1]
+    first, second = texts
     if not (_HAIRPIN_SAVE.fullmatch(first) or _HAIRPIN_KP.fullmatch(first)):
         return None
     m = _DNAT_SAVE.fullmatch(second) or _DNAT_KP.fullmatch(second)
     return None if m is None else host_port(m[5])
 
 
-_DNAT_SAVE_PLAIN = re.compile(
-    r"-A \S+ -p (tcp|udp|sctp)(?: -m comment --comment (?:\"[^\"\\]*\"|[^\s\"]+))?(?: -m recent --set --name \S+ "
+#: a KUBE-SEP DNAT as iptables-save prints it: protocol, the comment words (with their
+#: " -m comment --comment"), IPv4 address or IPv6 address, port
+_SEP_DNAT_SAVE = re.compile(
+    r"-A \S+ -p (tcp|udp|sctp)( -m comment --comment (?:\"[^\"\\]*\"|[^\s\"]+))?(?: -m recent --set --name \S+ "
     + _MASK
-    + r" --rsource)? -m \1 -j DNAT --to-destination \[?([0-9a-fA-F.:]+?)\]?:(\d+)"
+    + r" --rsource)? -m \1 -j DNAT --to-destination (?:([0-9.]+)|\[([0-9a-fA-F:.]+)\]):(\d+)"
 )
 
 
 def endpoints_in_bulk(chains: Mapping[str, Any]) -> dict[str, tuple[str, int]]:
-    """`endpoint_of` for every KUBE-SEP chain at once, in one tight loop (a dump can hold
-    tens of thousands); chains of any other shape are left out for the careful path.
-    `chains` maps names to objects with `.lines` ([(line, text)])."""
-    hairpin_save, dnat_save = _HAIRPIN_SAVE.fullmatch, _DNAT_SAVE_PLAIN.fullmatch
+    """`endpoint_of` for every KUBE-SEP chain at once (a dump can hold tens of thousands);
+    chains of any other shape are left out for the careful path. `chains` maps names to
+    objects with `.texts` (the rules' text).
+
+    The DNAT is read with one pattern; the hairpin rule before it must then be exactly
+    the text iptables-save prints for that address and comment, which a string comparison
+    checks far faster than a second pattern would. Other spellings take `endpoint_of`.
+    """
+    dnat_save = _SEP_DNAT_SAVE.fullmatch
     found: dict[str, tuple[str, int]] = {}
     for name, chain in chains.items():
-        lines = chain.lines
-        if len(lines) != 2 or not name.startswith("KUBE-SEP-"):
+        texts = chain.texts
+        if len(texts) != 2 or not name.startswith("KUBE-SEP-"):
             continue
-        if hairpin_save(lines[0][1]):
-            m = dnat_save(lines[1][1])
-            if m is not None:
-                found[name] = (m[2], int(m[3]))
+        m = dnat_save(texts[1])
+        if m is not None:
+            address = m[3] or m[4]
+            host = "/32" if m[3] else "/128"
+            if texts[0] == f"-A {name} -s {address}{host}{m[2] or ''} -j KUBE-MARK-MASQ":
+                found[name] = (address, int(m[5]))
                 continue
-        destination = endpoint_of(lines)
+        destination = endpoint_of(texts)
         if destination is not None:
             found[name] = destination
     return found

@@ -85,27 +85,58 @@ class Rule(NamedTuple):
 class Chain:
     """A chain with its policy (built-in chains) or None (user chains), and its rules.
 
-    Rules are kept as (line number, text) and parsed on first use: the normalizer reads
-    kube-proxy's own rule shapes straight from the text, which is much faster. (A plain
+    Rules are kept as text and parsed on first use: the normalizer reads kube-proxy's own
+    rule shapes straight from the text, which is much faster. iptables-save prints a chain's
+    rules on consecutive lines, so usually only the first line number is stored. (A plain
     slotted class: a dump can declare 50,000 chains.)
     """
 
-    __slots__ = ("_rules", "lines", "name", "policy", "source", "table")
+    __slots__ = ("_lines", "_rules", "first_line", "line_numbers", "name", "policy", "source", "table", "texts")
 
     def __init__(self, name: str, policy: str | None, table: str = "", source: str = "") -> None:
         self.name = name
         self.policy = policy
         self.table = table
         self.source = source
-        self.lines: list[tuple[int, str]] = []
+        #: the text of every rule, in order
+        self.texts: list[str] = []
+        #: the line of texts[0]; with `line_numbers` None, rule i is on line first_line + i
+        self.first_line = 0
+        #: the line of every rule, once they are not all on consecutive lines
+        self.line_numbers: list[int] | None = None
+        self._lines: list[tuple[int, str]] | None = None
         self._rules: list[Rule] | None = None
 
     def __repr__(self) -> str:
-        return f"Chain({self.name!r}, policy={self.policy!r}, rules={len(self.lines)})"
+        return f"Chain({self.name!r}, policy={self.policy!r}, rules={len(self.texts)})"
 
     @property
     def builtin(self) -> bool:
         return self.policy is not None
+
+    def add(self, lineno: int, text: str) -> None:
+        """Append a rule found on line `lineno`."""
+        texts, numbers = self.texts, self.line_numbers
+        if numbers is not None:
+            numbers.append(lineno)
+        elif not texts:
+            self.first_line = lineno
+        elif self.first_line + len(texts) != lineno:
+            self.line_numbers = [*range(self.first_line, self.first_line + len(texts)), lineno]
+        texts.append(text)
+        self._lines = self._rules = None
+
+    def line_at(self, index: int) -> int:
+        """The line number of rule `index`."""
+        return self.first_line + index if self.line_numbers is None else self.line_numbers[index]
+
+    @property
+    def lines(self) -> list[tuple[int, str]]:
+        """(line number, text) of every rule."""
+        if self._lines is None:
+            numbers = self.line_numbers or range(self.first_line, self.first_line + len(self.texts))
+            self._lines = list(zip(numbers, self.texts, strict=True))
+        return self._lines
 
     @property
     def rules(self) -> list[Rule]:
@@ -133,7 +164,7 @@ class IptablesDump:
 
     @property
     def rule_count(self) -> int:
-        return sum(len(c.lines) for t in self.tables.values() for c in t.chains.values())
+        return sum(len(c.texts) for t in self.tables.values() for c in t.chains.values())
 
     def chain(self, table: str, chain: str) -> Chain | None:
         t = self.tables.get(table)
@@ -171,24 +202,33 @@ def _parse(data: bytes | str, source: str, ipv6: bool, allow_empty: bool) -> Ipt
     table: Table | None = None
     lineno = 0
     chains: dict[str, Chain] = {}
-    # the hot path, "-A CHAIN ..." as kube-proxy and iptables-save write it, appends
-    # straight to the chain's list through this map
-    appenders: dict[str, Callable[[tuple[int, str]], None]] = {}
+    # iptables-save prints each chain's rules on consecutive lines: while lines keep
+    # starting with `run_prefix` they extend the chain the previous line extended, and the
+    # loop does almost nothing for the 100,000s of rule lines. Lines that need cleaning up
+    # (trailing blanks) take the long way; so do all rule lines when some quote is unbalanced
+    # (counted at C speed over the whole text), to find the line.
+    verbatim = not text.count('"') & 1
+    run_prefix = "\n"  # no line starts with it: no run is open
+    run_append: Callable[[str], None] = _no_run
     for lineno, raw in enumerate(text.splitlines(), 1):
-        if raw[:3] == "-A ":
-            append = appenders.get(raw[3 : raw.find(" ", 3)])
-            if append is not None and raw[-1] != " ":
-                if '"' in raw and raw.count('"') & 1 and "\\" not in raw:
-                    raise InputError(source, "unbalanced double quote (line cut short?)", lineno)
-                append((lineno, raw))
+        if raw.startswith(run_prefix) and raw[-1] > " ":
+            run_append(raw)
+            continue
+        run_prefix = "\n"
+        if raw[:3] == "-A " and verbatim and raw[-1] > " ":
+            end = raw.find(" ", 3)
+            chain = chains.get(raw[3:end]) if end > 3 else None
+            if chain is not None:
+                chain.add(lineno, raw)
+                if chain.line_numbers is None:
+                    run_prefix, run_append = raw[: end + 1], chain.texts.append
                 continue
         elif raw[:1] == ":" and table is not None:
             # the other hot path: one declaration per kube-proxy chain (tens of thousands)
             parts = raw[1:].split(" ", 2)
             if len(parts) == 3 and parts[1] in _POLICIES and parts[0] not in chains:
                 name, policy = parts[0], parts[1]
-                chain = chains[name] = Chain(name, None if policy == "-" else policy, table.name, source)
-                appenders[name] = chain.lines.append
+                chains[name] = Chain(name, None if policy == "-" else policy, table.name, source)
                 continue
         line = raw.strip()
         if not line or line[0] == "#":
@@ -206,13 +246,14 @@ def _parse(data: bytes | str, source: str, ipv6: bool, allow_empty: bool) -> Ipt
                 raise InputError(
                     source, f"rule for chain {words[1]!r}, which table {table.name} does not declare", lineno
                 )
-            owner.lines.append((lineno, line))
+            if '"' in line and line.count('"') & 1 and "\\" not in line:
+                raise InputError(source, "unbalanced double quote (line cut short?)", lineno)
+            owner.add(lineno, line)
         elif first == ":":
             if table is None:
                 raise InputError(source, "chain declaration outside a table", lineno)
             name, policy = _parse_chain_line(line, source, lineno)
-            chain = chains[name] = Chain(name, None if policy == "-" else policy, table.name, source)
-            appenders[name] = chain.lines.append
+            chains[name] = Chain(name, None if policy == "-" else policy, table.name, source)
         elif first == "*":
             if table is not None:
                 raise InputError(source, f"table {line[1:]} starts before table {table.name} was committed", lineno)
@@ -223,13 +264,12 @@ def _parse(data: bytes | str, source: str, ipv6: bool, allow_empty: bool) -> Ipt
                 raise InputError(source, f"table {name} appears twice", lineno)
             table = Table(name, line=lineno)
             chains = table.chains
-            appenders = {}
         elif line == "COMMIT":
             if table is None:
                 raise InputError(source, "COMMIT without a table", lineno)
             dump.tables[table.name] = table
             table = None
-            chains, appenders = {}, {}
+            chains = {}
         else:
             raise InputError(source, f"not iptables-save syntax: {_clip(line)}", lineno)
     if table is not None:
@@ -237,6 +277,10 @@ def _parse(data: bytes | str, source: str, ipv6: bool, allow_empty: bool) -> Ipt
     if not dump.tables and not allow_empty:
         raise InputError(source, "no tables: empty or not iptables-save output", max(lineno, 1))
     return dump
+
+
+def _no_run(text: str) -> None:
+    raise AssertionError("no run of rules is open")
 
 
 def _clip(text: str, limit: int = 60) -> str:
