@@ -135,6 +135,13 @@ def test_line_cut_inside_a_comment() -> None:
         parse_iptables_save('*filter\n:X - [0:0]\n-A X -m comment --comment "open\nCOMMIT\n', source="f")
 
 
+def test_every_rule_line_with_an_unbalanced_quote_is_an_error() -> None:
+    # two cut lines in a row (an even number of quotes in all) inside one run of a chain
+    text = '*filter\n:X - [0:0]\n-A X -j ACCEPT\n-A X -m comment --comment "a -j ACCEPT\n-A X -m comment --comment "b\nCOMMIT\n'
+    with pytest.raises(InputError, match="f:4: unbalanced"):
+        parse_iptables_save(text, source="f")
+
+
 def test_malformed_rule_found_when_parsed() -> None:
     dump = parse_iptables_save("*filter\n:X - [0:0]\n-A X -m\nCOMMIT\n", source="f")
     with pytest.raises(InputError, match="f:3: -m without a module name"):

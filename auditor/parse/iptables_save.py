@@ -205,20 +205,22 @@ def _parse(data: bytes | str, source: str, ipv6: bool, allow_empty: bool) -> Ipt
     # iptables-save prints each chain's rules on consecutive lines: while lines keep
     # starting with `run_prefix` they extend the chain the previous line extended, and the
     # loop does almost nothing for the 100,000s of rule lines. Lines that need cleaning up
-    # (trailing blanks) take the long way; so do all rule lines when some quote is unbalanced
-    # (counted at C speed over the whole text), to find the line.
-    verbatim = not text.count('"') & 1
+    # (trailing blanks, counters) take the long way.
     run_prefix = "\n"  # no line starts with it: no run is open
     run_append: Callable[[str], None] = _no_run
     for lineno, raw in enumerate(text.splitlines(), 1):
         if raw.startswith(run_prefix) and raw[-1] > " ":
+            if '"' in raw:
+                _check_quotes(raw, source, lineno)
             run_append(raw)
             continue
         run_prefix = "\n"
-        if raw[:3] == "-A " and verbatim and raw[-1] > " ":
+        if raw[:3] == "-A " and raw[-1] > " ":
             end = raw.find(" ", 3)
             chain = chains.get(raw[3:end]) if end > 3 else None
             if chain is not None:
+                if '"' in raw:
+                    _check_quotes(raw, source, lineno)
                 chain.add(lineno, raw)
                 if chain.line_numbers is None:
                     run_prefix, run_append = raw[: end + 1], chain.texts.append
@@ -246,8 +248,7 @@ def _parse(data: bytes | str, source: str, ipv6: bool, allow_empty: bool) -> Ipt
                 raise InputError(
                     source, f"rule for chain {words[1]!r}, which table {table.name} does not declare", lineno
                 )
-            if '"' in line and line.count('"') & 1 and "\\" not in line:
-                raise InputError(source, "unbalanced double quote (line cut short?)", lineno)
+            _check_quotes(line, source, lineno)
             owner.add(lineno, line)
         elif first == ":":
             if table is None:
@@ -277,6 +278,11 @@ def _parse(data: bytes | str, source: str, ipv6: bool, allow_empty: bool) -> Ipt
     if not dump.tables and not allow_empty:
         raise InputError(source, "no tables: empty or not iptables-save output", max(lineno, 1))
     return dump
+
+
+def _check_quotes(line: str, source: str, lineno: int) -> None:
+    if line.count('"') & 1 and "\\" not in line:
+        raise InputError(source, "unbalanced double quote (line cut short?)", lineno)
 
 
 def _no_run(text: str) -> None:
