@@ -76,7 +76,7 @@ def rebuild_objects(model: ServiceModel) -> list[ServicePort]:
 
 
 def measure(path: Path, repeat: int) -> dict[str, float]:
-    """Best times, the four measurements interleaved so that a slow spell of the machine
+    """Best times, the measurements interleaved so that a slow spell of the machine
     hits the reference and the code under test alike."""
     dump = read_iptables_save(str(path))
     model = normalize_iptables([dump])
