@@ -37,6 +37,7 @@ from auditor.model import (
     ServicePort,
     Unmodelled,
     address_sort_key,
+    sorted_endpoints,
     sorted_frontends,
     sorted_services,
 )
@@ -580,8 +581,7 @@ class _FamilyWalk:
                 self._policy_affinity(chain, rule, policy)
             else:
                 self._unknown("nat", chain, rule, "not an endpoint-selection rule kube-proxy writes")
-        ordered = shares.items() if len(shares) == 1 else sorted(shares.items(), key=_endpoint_order)
-        policy.endpoints = tuple([Endpoint(address, port, share) for (address, port), share in ordered])
+        policy.endpoints = sorted_endpoints([Endpoint(a, p, s) for (a, p), s in shares.items()])
         return policy
 
     def _policy_masquerade(self, chain: str, rule: Facts, policy: _Policy) -> None:
@@ -669,12 +669,6 @@ class _FamilyWalk:
                     self.unmodelled.setdefault(
                         key, Unmodelled(table.name, chain.name, line, text, reason, self.dump.source)
                     )
-
-
-def _endpoint_order(item: tuple[tuple[str, int], float]) -> tuple[tuple[int, bytes], int]:
-    """The contract's endpoint order (address, then port) for a ((address, port), share) item."""
-    (address, port), _ = item
-    return address_sort_key(address), port
 
 
 def _dispatch_kind(target: str, comment: str | None, node_port: bool) -> tuple[FrontendKind, bool, str | None]:
