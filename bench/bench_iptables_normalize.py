@@ -4,7 +4,7 @@ Reference: reading the same file and splitting it into lines, in the same proces
 Prints, for each size: the normalizer's time (parsed tables -> model) over the reference,
 and the whole path (file -> parsed tables -> model) over the reference; then the growth
 from 1,000 to 10,000 services (linear is about 10). Both sizes take the best of the same
-number of runs, so the growth compares like with like.
+number of rounds, and each round times both, so the growth compares like with like.
 
 For scale it also times a lower bound: creating the model's objects alone (each Endpoint,
 Frontend, RuleRef and ServicePort, from the finished model's values), which any normalizer
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -75,43 +76,49 @@ def rebuild_objects(model: ServiceModel) -> list[ServicePort]:
         ]
 
 
-def measure(path: Path, repeat: int) -> dict[str, float]:
-    """Best times, the measurements interleaved so that a slow spell of the machine
-    hits the reference and the code under test alike."""
+def subjects(path: Path) -> tuple[int, dict[str, Callable[[], object]]]:
+    """The dump's rule count, and what is timed for it: the reference and the code under test."""
     dump = read_iptables_save(str(path))
     model = normalize_iptables([dump])
-    subjects = {
+    assert rebuild_objects(model) == list(model.services)
+    assert model.coverage == 1.0 and len(model.services) > 0
+    return dump.rule_count, {
         "reference": lambda: path.read_text().splitlines(),
         "parse": lambda: read_iptables_save(str(path)),
         "normalize": lambda: normalize_iptables([dump]),
         "whole": lambda: normalize_iptables([read_iptables_save(str(path))]),
         "objects": lambda: rebuild_objects(model),
     }
-    best = dict.fromkeys(subjects, float("inf"))
+
+
+def measure(paths: dict[int, Path], repeat: int) -> dict[int, dict[str, float]]:
+    """Best times per size. Each round times every subject of every size once, so that a
+    slow spell of the machine hits the reference and the code under test, and the small
+    and the large dump, alike."""
+    timed = {size: subjects(path) for size, path in paths.items()}
+    best = {size: dict.fromkeys(fns, float("inf")) for size, (_, fns) in timed.items()}
     for _ in range(repeat):
-        for name, fn in subjects.items():
-            best[name] = min(best[name], best_of(fn, 1))
-    assert rebuild_objects(model) == list(model.services)
-    assert model.coverage == 1.0 and len(model.services) > 0
-    return {"rules": dump.rule_count, **best}
+        for size, (_, fns) in timed.items():
+            for name, fn in fns.items():
+                best[size][name] = min(best[size][name], best_of(fn, 1))
+    return {size: {"rules": rules, **best[size]} for size, (rules, _) in timed.items()}
 
 
 def main() -> None:
-    results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for services in (1_000, 10_000):
-            path, origin = make_dump(services, Path(tmp))
-            r = results[services] = measure(path, repeat=7)
-            print(
-                f"{services:>6} services: {int(r['rules']):>7} rules ({origin}); read+split {r['reference'] * 1000:.1f} ms,"
-                f" parse {r['parse'] * 1000:.0f} ms, normalize {r['normalize'] * 1000:.0f} ms,"
-                f" file->model {r['whole'] * 1000:.0f} ms"
-            )
-            print(
-                f"        normalizer / read+split = {r['normalize'] / r['reference']:.1f};"
-                f" file->model / read+split = {r['whole'] / r['reference']:.1f};"
-                f" lower bound, the model's objects alone / read+split = {r['objects'] / r['reference']:.1f}"
-            )
+        made = {services: make_dump(services, Path(tmp)) for services in (1_000, 10_000)}
+        results = measure({services: path for services, (path, _) in made.items()}, repeat=7)
+    for services, r in results.items():
+        print(
+            f"{services:>6} services: {int(r['rules']):>7} rules ({made[services][1]}); read+split {r['reference'] * 1000:.1f} ms,"
+            f" parse {r['parse'] * 1000:.0f} ms, normalize {r['normalize'] * 1000:.0f} ms,"
+            f" file->model {r['whole'] * 1000:.0f} ms"
+        )
+        print(
+            f"        normalizer / read+split = {r['normalize'] / r['reference']:.1f};"
+            f" file->model / read+split = {r['whole'] / r['reference']:.1f};"
+            f" lower bound, the model's objects alone / read+split = {r['objects'] / r['reference']:.1f}"
+        )
     small, large = results[1_000], results[10_000]
     print(
         f"growth 1,000 -> 10,000 services: normalizer x{large['normalize'] / small['normalize']:.1f},"
