@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ iptables:
 #: the demo node's addresses: a primary and a secondary (NodePorts stop answering there)
 ADDRESSES = ("192.168.0.2/24", "192.168.5.10/24")
 TARGET_VERSION = "1.33.4"
+DEMO_CONFIG_NAME = "kube-proxy.yaml"
 
 
 def demo_node() -> NodeSpec:
@@ -75,14 +75,18 @@ def demo_namespace() -> Iterator[str]:
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
-def scan_in_namespace(name: str, snapshot: Path, extra: list[str]) -> int:
-    """Run `kp-audit scan` inside the demo namespace; returns its exit code."""
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="kube-proxy-") as config:
-        config.write(DEMO_CONFIG)
-        config.flush()
-        argv = [
-            "ip", "netns", "exec", name, sys.executable, "-m", "auditor", "scan", "--quiet",
-            "--keep-snapshot", str(snapshot), "--kube-proxy-config", config.name,
-            "--target-version", TARGET_VERSION, *extra,
-        ]
-        return subprocess.run(argv).returncode
+def scan_in_namespace(name: str, snapshot: Path, workdir: Path, extra: list[str]) -> int:
+    """Run `kp-audit scan` inside the demo namespace from `workdir`; returns its exit code.
+
+    kube-proxy's config is written there and passed by its bare name, so the reports' evidence
+    names `kube-proxy.yaml`, not a temporary path that is gone once the demo ends.
+    """
+    (workdir / DEMO_CONFIG_NAME).write_text(DEMO_CONFIG)
+    argv = [
+        "ip", "netns", "exec", name, sys.executable, "-m", "auditor", "scan", "--quiet",
+        "--keep-snapshot", str(snapshot.resolve()), "--kube-proxy-config", DEMO_CONFIG_NAME,
+        "--target-version", TARGET_VERSION, *extra,
+    ]
+    # the package is found from any directory, installed or not
+    path = os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH"))))
+    return subprocess.run(argv, cwd=workdir, env={**os.environ, "PYTHONPATH": path}).returncode

@@ -58,7 +58,8 @@ def demo(
                 shutil.rmtree(snapshot_dir)
             with demo_namespace() as name:
                 sys.stderr.write(f"kp-audit demo: demo node in namespace {name}; scanning it\n")
-                scan_in_namespace(name, snapshot_dir, ["--format", "json", "--output-dir", str(Path(tmp) / "scan")])
+                scan = ["--format", "json", "--output-dir", str(Path(tmp) / "scan")]
+                scan_in_namespace(name, snapshot_dir, Path(tmp), scan)
             # read it by its own name, so the reports' evidence does not name a deleted temporary path
             where, name = snapshot_dir.resolve().parent, snapshot_dir.name
         else:
